@@ -1,0 +1,498 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The fused CPU engine. Per call:
+//   1. key pass (parallel over batch × head × key tile): every key row is mapped once to its
+//      features, written into panels of NR keys laid out [feature][key] for the micro-kernel,
+//      with its log-domain term b_j = (kernel row term) + μ(k_j); values are packed row-major
+//      and zero-padded to a multiple of the SIMD width.
+//   2. query pass (parallel over batch × head × query tile, a fixed partition): query features,
+//      then for every key tile and every block of MR query rows
+//        tile product  S = F_q · F_kᵀ   (register-blocked micro-kernel over the panels)
+//        epilogue      log κ(S) + b_j + masks, online softmax (running max and sum)
+//        accumulate    O += P · V        (a second micro-kernel)
+//      and finally O / Σ, log-sum-exp. Extra memory is O(L) per head; nothing is Lq × Lk.
+// Each output row is computed by one task in a fixed order, so results are bitwise identical
+// for any number of threads.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "ika/core/aligned_buffer.hpp"
+#include "ika/core/attention_args.hpp"
+#include "ika/core/logit_expression.hpp"
+#include "ika/heads/heads.hpp"
+#include "ika/kernels/kernel_traits.hpp"
+#include "ika/masks/mask_traits.hpp"
+#include "ika/simd/simd.hpp"
+
+namespace ika::detail {
+
+template <class T>
+struct engine_blocking {
+  static constexpr index_t W = index_t(simd::width<T>);
+  static constexpr index_t NR = 2 * W;                                  // keys per panel
+  static constexpr index_t MR = simd::vector_registers >= 32 ? 12 : 6; // query rows per micro-tile
+  static constexpr index_t query_tile = 4 * MR;
+  static constexpr index_t key_tile = 256; // a multiple of NR for every T and ISA
+  static_assert(key_tile % NR == 0);
+};
+
+template <class BoundMask>
+inline constexpr bool is_sparse_mask = requires { BoundMask::sparse; };
+
+// ---- masks, all of them at once -------------------------------------------------------------
+
+template <class... Bound>
+struct mask_set {
+  std::tuple<Bound...> masks;
+
+  static constexpr bool has_sparse = (is_sparse_mask<Bound> || ...);
+
+  tile_state tile(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
+    tile_state result = tile_state::full;
+    bool empty = false;
+    std::apply(
+        [&](const auto&... m) {
+          (([&] {
+             const tile_state s = m.tile(b, h, i0, i1, j0, j1);
+             if (s == tile_state::empty) empty = true;
+             else if (s == tile_state::partial) result = tile_state::partial;
+           }()),
+           ...);
+        },
+        masks);
+    return empty ? tile_state::empty : result;
+  }
+  template <class T>
+  void apply(index_t b, index_t h, index_t i, index_t j0, index_t n, T* logits) const {
+    std::apply([&](const auto&... m) { (m.apply(b, h, i, j0, n, logits), ...); }, masks);
+  }
+  // Position of the graph mask, which drives the sparse path.
+  static constexpr std::size_t first_sparse_index() {
+    constexpr bool sparse[] = {is_sparse_mask<Bound>..., false};
+    std::size_t i = 0;
+    while (!sparse[i]) ++i;
+    return i;
+  }
+};
+
+// ---- micro-kernels --------------------------------------------------------------------------
+
+// S[MR][NR·panels] = pairwise(F_q rows, key panels). F_q rows have `features` entries, row stride
+// `fq_stride`; a panel is [features][NR].
+template <class T, pairwise_op Op>
+IKA_ALWAYS_INLINE void tile_product(const T* IKA_RESTRICT fq, index_t fq_stride, const T* IKA_RESTRICT panels,
+                                    index_t panel_count, index_t features, T* IKA_RESTRICT s, index_t s_stride) {
+  using B = engine_blocking<T>;
+  using V = simd::batch<T>;
+  constexpr index_t MR = B::MR, NR = B::NR, W = B::W;
+  for (index_t p = 0; p < panel_count; ++p) {
+    const T* kp = panels + p * features * NR;
+    V acc[MR][2];
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V(T(0));
+    for (index_t f = 0; f < features; ++f) {
+      const V k0 = V::load_aligned(kp + f * NR), k1 = V::load_aligned(kp + f * NR + W);
+#pragma GCC unroll 16
+      for (index_t i = 0; i < MR; ++i) {
+        const V a(fq[i * fq_stride + f]);
+        if constexpr (Op == pairwise_op::dot) {
+          acc[i][0] = xsimd::fma(a, k0, acc[i][0]);
+          acc[i][1] = xsimd::fma(a, k1, acc[i][1]);
+        } else {
+          acc[i][0] += xsimd::abs(a - k0);
+          acc[i][1] += xsimd::abs(a - k1);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      acc[i][0].store_aligned(s + i * s_stride + p * NR);
+      acc[i][1].store_aligned(s + i * s_stride + p * NR + W);
+    }
+  }
+}
+
+// O[MR][Dv_pad] = alpha_i · O + P[MR][keys] · V[keys][Dv_pad]
+template <class T>
+IKA_ALWAYS_INLINE void accumulate_pv(T* IKA_RESTRICT o, index_t o_stride, const T* IKA_RESTRICT alpha,
+                                     const T* IKA_RESTRICT p, index_t p_stride, const T* IKA_RESTRICT v,
+                                     index_t v_stride, index_t keys) {
+  using B = engine_blocking<T>;
+  using V = simd::batch<T>;
+  constexpr index_t MR = B::MR, W = B::W;
+  index_t c = 0;
+  for (; c + 2 * W <= v_stride; c += 2 * W) {
+    V acc[MR][2];
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      const V a(alpha[i]);
+      acc[i][0] = V::load_aligned(o + i * o_stride + c) * a;
+      acc[i][1] = V::load_aligned(o + i * o_stride + c + W) * a;
+    }
+    for (index_t j = 0; j < keys; ++j) {
+      const V v0 = V::load_aligned(v + j * v_stride + c), v1 = V::load_aligned(v + j * v_stride + c + W);
+#pragma GCC unroll 16
+      for (index_t i = 0; i < MR; ++i) {
+        const V w(p[i * p_stride + j]);
+        acc[i][0] = xsimd::fma(w, v0, acc[i][0]);
+        acc[i][1] = xsimd::fma(w, v1, acc[i][1]);
+      }
+    }
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      acc[i][0].store_aligned(o + i * o_stride + c);
+      acc[i][1].store_aligned(o + i * o_stride + c + W);
+    }
+  }
+  if (c < v_stride) { // one vector left
+    V acc[MR];
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) acc[i] = V::load_aligned(o + i * o_stride + c) * V(alpha[i]);
+    for (index_t j = 0; j < keys; ++j) {
+      const V v0 = V::load_aligned(v + j * v_stride + c);
+#pragma GCC unroll 16
+      for (index_t i = 0; i < MR; ++i) acc[i] = xsimd::fma(V(p[i * p_stride + j]), v0, acc[i]);
+    }
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) acc[i].store_aligned(o + i * o_stride + c);
+  }
+}
+
+inline index_t round_up(index_t n, index_t m) { return (n + m - 1) / m * m; }
+
+// ---- the engine -----------------------------------------------------------------------------
+
+template <class T, class Heads, class Kernel, class Norm, class... Masks>
+class fused_engine {
+  using blocking = engine_blocking<T>;
+  static constexpr index_t W = blocking::W, NR = blocking::NR, MR = blocking::MR;
+  static constexpr index_t QT = blocking::query_tile, KT = blocking::key_tile;
+  using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
+  using bound_norm = decltype(std::declval<const Norm&>().template bind<T>(index_t{}));
+  using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
+  static constexpr T minus_inf = -std::numeric_limits<T>::infinity();
+
+public:
+  fused_engine(const attention_shape& shape, const logit_expression<Kernel, Norm, Masks...>& logit)
+      : s_(shape), kernel_(logit.kernel.template bind<T>(shape.q_heads, shape.qk_dim)),
+        norm_(logit.norm.template bind<T>(shape.qk_dim)),
+        masks_{std::apply([&](const auto&... m) { return std::make_tuple(m.bind(shape)...); }, logit.masks)} {
+    F_ = kernel_.feature_dim();
+    feature_heads_ = Kernel::head_dependent ? s_.q_heads : s_.kv_heads;
+    panels_ = round_up(s_.k_len, NR) / NR;
+    k_pad_ = panels_ * NR;
+    key_tiles_ = (s_.k_len + KT - 1) / KT;
+    dv_pad_ = round_up(s_.v_dim, W);
+  }
+
+  void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
+           const tensor_view<T>& out, const row_stat_view<T>& lse, int threads) {
+    if (s_.batch == 0 || s_.q_len == 0) return;
+    key_features_ = aligned_buffer<T>(std::size_t(s_.batch * feature_heads_ * k_pad_ * F_));
+    key_bias_ = aligned_buffer<T>(std::size_t(s_.batch * feature_heads_ * k_pad_));
+    key_weight_ = aligned_buffer<T>(Kernel::kernel_value_form ? key_bias_.size() : 0);
+    tile_bias_max_ = aligned_buffer<T>(std::size_t(s_.batch * feature_heads_ * std::max<index_t>(key_tiles_, 1)));
+    values_ = aligned_buffer<T>(std::size_t(s_.batch * s_.kv_heads * k_pad_ * dv_pad_));
+#if defined(_OPENMP)
+    const int team = threads > 0 ? threads : omp_get_max_threads();
+#else
+    (void)threads;
+    const int team = 1;
+#endif
+    prepare_keys(k, v, team);
+    attend(q, out, lse, team);
+  }
+
+private:
+  // -------- phase 1: key features, key terms, packed values --------
+  void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v, int team) {
+    const index_t tiles = std::max<index_t>(key_tiles_, 1);
+    const index_t feature_tasks = s_.batch * feature_heads_ * tiles;
+    const index_t value_tasks = s_.batch * s_.kv_heads * tiles;
+#pragma omp parallel num_threads(team)
+    {
+      std::vector<T> row(static_cast<std::size_t>(F_));
+#pragma omp for schedule(dynamic, 1) nowait
+      for (index_t task = 0; task < feature_tasks; ++task) {
+        const index_t t = task % tiles, bh = task / tiles;
+        const index_t b = bh / feature_heads_, hf = bh % feature_heads_;
+        const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
+        T* panels = key_features_.data() + bh * k_pad_ * F_;
+        T* bias = key_bias_.data() + bh * k_pad_;
+        const index_t j0 = t * KT, j1 = std::min(j0 + KT, k_pad_);
+        T tile_max = minus_inf;
+        for (index_t j = j0; j < j1; ++j) {
+          T* panel = panels + (j / NR) * F_ * NR;
+          if (j < s_.k_len) {
+            const T* x = k.row(b, hk, j);
+            const double term = kernel_.prepare_key(hf, x, row.data()) + norm_.magnitude(x);
+            bias[j] = T(term);
+            for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = row[f];
+            tile_max = std::max(tile_max, bias[j]);
+          } else { // padding keys: zero features, weight exp(−inf) = 0
+            bias[j] = minus_inf;
+            for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = T(0);
+          }
+        }
+        tile_bias_max_[std::size_t(bh * tiles + t)] = tile_max;
+        if constexpr (Kernel::kernel_value_form)
+          for (index_t j = j0; j < j1; ++j)
+            key_weight_[std::size_t(bh * k_pad_ + j)] = j < s_.k_len ? std::exp(bias[j] - tile_max) : T(0);
+      }
+#pragma omp for schedule(dynamic, 1)
+      for (index_t task = 0; task < value_tasks; ++task) {
+        const index_t t = task % tiles, bh = task / tiles;
+        const index_t b = bh / s_.kv_heads, hk = bh % s_.kv_heads;
+        T* packed = values_.data() + bh * k_pad_ * dv_pad_;
+        for (index_t j = t * KT; j < std::min(t * KT + KT, k_pad_); ++j) {
+          T* dst = packed + j * dv_pad_;
+          if (j < s_.k_len) {
+            const T* src = v.row(b, hk, j);
+            std::copy(src, src + s_.v_dim, dst);
+            std::fill(dst + s_.v_dim, dst + dv_pad_, T(0));
+          } else {
+            std::fill(dst, dst + dv_pad_, T(0));
+          }
+        }
+      }
+    }
+  }
+
+  // -------- phase 2: query tiles --------
+  struct workspace {
+    aligned_buffer<T> fq, scores, o, alpha;
+    std::vector<T> row_max, row_sum, row_term;
+    workspace(index_t features, index_t dv_pad)
+        : fq(std::size_t(QT * features)), scores(std::size_t(MR * KT)), o(std::size_t(QT * dv_pad)), alpha(MR),
+          row_max(QT), row_sum(QT), row_term(QT) {}
+  };
+
+  void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse, int team) {
+    const index_t q_tiles = (s_.q_len + QT - 1) / QT;
+    const index_t tasks = s_.batch * s_.q_heads * q_tiles;
+#pragma omp parallel num_threads(team)
+    {
+      workspace ws(F_, dv_pad_);
+#pragma omp for schedule(dynamic, 1)
+      for (index_t task = 0; task < tasks; ++task) {
+        const index_t qt = task % q_tiles, bh = task / q_tiles;
+        query_tile(q, out, lse, bh / s_.q_heads, bh % s_.q_heads, qt * QT, ws);
+      }
+    }
+  }
+
+  void query_tile(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse, index_t b,
+                  index_t h, index_t i0, workspace& ws) const {
+    const index_t rows = std::min(QT, s_.q_len - i0);
+    const index_t hk = Heads::kv_head(h, s_.q_heads, s_.kv_heads);
+    const index_t hf = Kernel::head_dependent ? h : hk;
+    const index_t fh = b * feature_heads_ + hf;
+
+    // query features; rows past the end are zero and never written out
+    const index_t padded_rows = round_up(rows, MR);
+    for (index_t r = 0; r < padded_rows; ++r) {
+      T* f = ws.fq.data() + r * F_;
+      if (r < rows) {
+        const T* x = q.row(b, h, i0 + r);
+        double term = kernel_.prepare_query(h, x, f);
+        if (norm_.include_query) term += norm_.magnitude(x);
+        ws.row_term[r] = T(term);
+      } else {
+        std::fill(f, f + F_, T(0));
+      }
+      ws.row_max[r] = minus_inf;
+      ws.row_sum[r] = T(0);
+    }
+    std::fill(ws.o.data(), ws.o.data() + padded_rows * dv_pad_, T(0));
+
+    if constexpr (masks_type::has_sparse) {
+      sparse_rows(b, h, hk, fh, i0, rows, ws);
+    } else {
+      const T* panels = key_features_.data() + fh * k_pad_ * F_;
+      const T* bias = key_bias_.data() + fh * k_pad_;
+      const T* values = values_.data() + (b * s_.kv_heads + hk) * k_pad_ * dv_pad_;
+      for (index_t t = 0; t < key_tiles_; ++t) {
+        const index_t j0 = t * KT, j1 = std::min(j0 + KT, s_.k_len);
+        if (masks_.tile(b, h, i0, i0 + rows, j0, j1) == tile_state::empty) continue;
+        const index_t panel_count = (j1 - j0 + NR - 1) / NR, keys = panel_count * NR;
+        for (index_t r0 = 0; r0 < rows; r0 += MR) {
+          const index_t block_rows = std::min(MR, rows - r0);
+          const tile_state state = masks_.tile(b, h, i0 + r0, i0 + r0 + block_rows, j0, j1);
+          if (state == tile_state::empty) continue;
+          T* scores = ws.scores.data();
+          tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + j0 * F_, panel_count, F_, scores, KT);
+          bool any;
+          if constexpr (Kernel::kernel_value_form) {
+            any = state == tile_state::full
+                      ? exp_free_weights(fh, t, j0, keys, r0, block_rows, ws)
+                      : softmax_weights(b, h, i0 + r0, j0, j1, keys, bias, r0, block_rows, state, ws);
+          } else {
+            any = softmax_weights(b, h, i0 + r0, j0, j1, keys, bias, r0, block_rows, state, ws);
+          }
+          if (!any) continue;
+          accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + j0 * dv_pad_,
+                        dv_pad_, keys);
+        }
+      }
+    }
+    finish_rows(out, lse, b, h, i0, rows, ws);
+  }
+
+  // General epilogue: logits = log κ(S) + b_j + masks, then online softmax. Leaves P in the score
+  // rows and the rescale factors in ws.alpha; returns false when no row has a visible key.
+  bool softmax_weights(index_t b, index_t h, index_t first_row, index_t j0, index_t j1, index_t keys, const T* bias,
+                       index_t r0, index_t block_rows, tile_state block_state, workspace& ws) const {
+    using V = simd::batch<T>;
+    bool any = false;
+    for (index_t r = 0; r < MR; ++r) {
+      T* s = ws.scores.data() + r * KT;
+      ws.alpha[r] = T(1);
+      if (r >= block_rows) { // padding rows contribute nothing
+        std::fill(s, s + keys, T(0));
+        continue;
+      }
+      V vmax(minus_inf);
+      for (index_t j = 0; j < keys; j += W) {
+        const V logit = kernel_.log_kernel(V::load_aligned(s + j)) + V::load_aligned(bias + j0 + j);
+        logit.store_aligned(s + j);
+        vmax = xsimd::max(vmax, logit);
+      }
+      T tile_max = simd::reduce_max(vmax);
+      if (block_state != tile_state::full &&
+          masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j1) != tile_state::full) {
+        masks_.apply(b, h, first_row + r, j0, j1 - j0, s);
+        tile_max = minus_inf;
+        for (index_t j = 0; j < j1 - j0; ++j) tile_max = std::max(tile_max, s[j]);
+      }
+      T& m = ws.row_max[r0 + r];
+      const T m_new = std::max(m, tile_max);
+      if (m_new == minus_inf) { // nothing visible yet in this row
+        std::fill(s, s + keys, T(0));
+        continue;
+      }
+      any = true;
+      const T alpha = m == minus_inf ? T(0) : std::exp(m - m_new);
+      const V shift(m_new);
+      V vsum(T(0));
+      for (index_t j = 0; j < keys; j += W) {
+        const V p = xsimd::exp(V::load_aligned(s + j) - shift);
+        p.store_aligned(s + j);
+        vsum += p;
+      }
+      ws.row_sum[r0 + r] = ws.row_sum[r0 + r] * alpha + simd::reduce_add(vsum);
+      ws.alpha[r] = alpha;
+      m = m_new;
+    }
+    return any;
+  }
+
+  // Exp-free epilogue for kernels with a bounded value κ̂ ≤ 1 + ε on fully visible tiles:
+  // weight_ij = κ̂(S_ij) · exp(b_j − max_tile b) · exp(max_tile b − m_i), the middle factor
+  // precomputed per key, the last one per row: two exp per row instead of one per element.
+  bool exp_free_weights(index_t fh, index_t t, index_t j0, index_t keys, index_t r0, index_t block_rows,
+                        workspace& ws) const {
+    using V = simd::batch<T>;
+    const index_t tiles = std::max<index_t>(key_tiles_, 1);
+    const T tile_max = tile_bias_max_[std::size_t(fh * tiles + t)];
+    const T* weight = key_weight_.data() + fh * k_pad_ + j0;
+    for (index_t r = 0; r < MR; ++r) {
+      T* s = ws.scores.data() + r * KT;
+      ws.alpha[r] = T(1);
+      if (r >= block_rows) {
+        std::fill(s, s + keys, T(0));
+        continue;
+      }
+      T& m = ws.row_max[r0 + r];
+      const T m_new = std::max(m, tile_max);
+      const T alpha = m == minus_inf ? T(0) : std::exp(m - m_new);
+      const V beta(std::exp(tile_max - m_new));
+      V vsum(T(0));
+      for (index_t j = 0; j < keys; j += W) {
+        const V p = kernel_.kernel_value(V::load_aligned(s + j)) * (V::load_aligned(weight + j) * beta);
+        p.store_aligned(s + j);
+        vsum += p;
+      }
+      ws.row_sum[r0 + r] = ws.row_sum[r0 + r] * alpha + simd::reduce_add(vsum);
+      ws.alpha[r] = alpha;
+      m = m_new;
+    }
+    return true;
+  }
+
+  // Graph masks: walk each row's neighbour list (O(edges · F)), two passes per row.
+  void sparse_rows(index_t b, index_t h, index_t hk, index_t fh, index_t i0, index_t rows, workspace& ws) const {
+    const auto& graph = std::get<masks_type::first_sparse_index()>(masks_.masks);
+    const T* panels = key_features_.data() + fh * k_pad_ * F_;
+    const T* bias = key_bias_.data() + fh * k_pad_;
+    const T* values = values_.data() + (b * s_.kv_heads + hk) * k_pad_ * dv_pad_;
+    std::vector<T> logits;
+    for (index_t r = 0; r < rows; ++r) {
+      const index_t i = i0 + r;
+      const auto neighbors = graph.neighbors(i);
+      const T* fq = ws.fq.data() + r * F_;
+      logits.resize(neighbors.size());
+      T m = minus_inf;
+      for (std::size_t e = 0; e < neighbors.size(); ++e) {
+        const index_t j = index_t(neighbors[e]);
+        const T* kp = panels + (j / NR) * F_ * NR + j % NR;
+        T s = 0;
+        for (index_t f = 0; f < F_; ++f) {
+          if constexpr (Kernel::pairwise == pairwise_op::dot) s += fq[f] * kp[f * NR];
+          else s += std::abs(fq[f] - kp[f * NR]);
+        }
+        T logit = kernel_.log_kernel(s) + bias[j];
+        masks_.apply(b, h, i, j, 1, &logit); // the graph itself adds 0 here; other masks may not
+        logits[e] = logit;
+        m = std::max(m, logit);
+      }
+      if (m == minus_inf) continue;
+      T* o = ws.o.data() + r * dv_pad_;
+      T sum = 0;
+      for (std::size_t e = 0; e < neighbors.size(); ++e) {
+        const T p = std::exp(logits[e] - m);
+        sum += p;
+        const T* vj = values + index_t(neighbors[e]) * dv_pad_;
+        for (index_t d = 0; d < s_.v_dim; ++d) o[d] += p * vj[d];
+      }
+      ws.row_max[r] = m;
+      ws.row_sum[r] = sum;
+    }
+  }
+
+  void finish_rows(const tensor_view<T>& out, const row_stat_view<T>& lse, index_t b, index_t h, index_t i0,
+                   index_t rows, const workspace& ws) const {
+    for (index_t r = 0; r < rows; ++r) {
+      T* o = out.row(b, h, i0 + r);
+      const T sum = ws.row_sum[r];
+      if (sum == T(0)) { // fully masked row: zeros and −inf, never NaN
+        std::fill(o, o + s_.v_dim, T(0));
+        if (!lse.empty()) lse(b, h, i0 + r) = minus_inf;
+        continue;
+      }
+      const T inv = T(1) / sum;
+      const T* acc = ws.o.data() + r * dv_pad_;
+      for (index_t d = 0; d < s_.v_dim; ++d) o[d] = acc[d] * inv;
+      if (!lse.empty()) lse(b, h, i0 + r) = ws.row_max[r] + std::log(sum) + ws.row_term[r];
+    }
+  }
+
+  attention_shape s_;
+  bound_kernel kernel_;
+  bound_norm norm_;
+  masks_type masks_;
+  index_t F_ = 0, feature_heads_ = 0, panels_ = 0, k_pad_ = 0, key_tiles_ = 0, dv_pad_ = 0;
+  aligned_buffer<T> key_features_, key_bias_, key_weight_, tile_bias_max_, values_;
+};
+
+} // namespace ika::detail

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <numbers>
+#include <vector>
+
+#include "ika/core/error.hpp"
+#include "ika/core/random.hpp"
+#include "ika/kernels/kernel_traits.hpp"
+#include "ika/simd/simd.hpp"
+
+namespace ika {
+
+// Spectral points, shape (heads, D, M): per head a [D, M] matrix, as SPEC §3 writes Ω_h.
+// heads may be 1 (shared by every attention head) or the number of query heads.
+template <class S>
+struct spectral_view {
+  S* data = nullptr;
+  index_t heads = 0, dim = 0, count = 0;
+  index_t head_stride = 0, dim_stride = 0, count_stride = 1;
+
+  S& operator()(index_t h, index_t d, index_t m) const { return data[h * head_stride + d * dim_stride + m * count_stride]; }
+
+  template <class U = S, class = std::enable_if_t<!std::is_const_v<U>>>
+  operator spectral_view<const U>() const {
+    return {data, heads, dim, count, head_stride, dim_stride, count_stride};
+  }
+};
+
+// Contiguous (H, D, M).
+template <class S>
+spectral_view<S> spectral(S* data, index_t heads, index_t dim, index_t count) {
+  return {data, heads, dim, count, dim * count, count, 1};
+}
+
+// How the random-feature estimate k̂ = φ(q)ᵀφ(k) becomes a positive kernel value.
+enum class rff_estimate {
+  squared, // κ̂ = k̂² + ε (public code; positive semi-definite by the Schur product)
+  clamp    // κ̂ = max(k̂, ε)
+};
+
+namespace detail {
+
+// Spectral points owned by a kernel that drew them from a seed: N(0, scale² I), shape (H, D, M).
+template <class S>
+struct owned_spectral {
+  std::shared_ptr<const std::vector<S>> storage;
+  spectral_view<const S> view;
+};
+
+template <class S>
+owned_spectral<S> draw_normal_points(std::uint64_t seed, std::uint64_t stream, index_t heads, index_t dim,
+                                     index_t count, double scale) {
+  require(heads > 0 && dim > 0 && count > 0, "spectral shape", "heads, dim and count > 0, got (", heads, ", ", dim,
+          ", ", count, ")");
+  auto points = std::make_shared<std::vector<S>>(std::size_t(heads * dim * count));
+  const counter_rng rng(seed);
+  for (std::size_t i = 0; i < points->size(); ++i) (*points)[i] = S(scale * rng.normal(stream, i));
+  auto view = spectral(static_cast<const S*>(points->data()), heads, dim, count);
+  return {std::move(points), view};
+}
+
+template <class S>
+void check_spectral(const spectral_view<const S>& w, std::string_view name, index_t heads, index_t dim) {
+  require(w.data != nullptr, name, "spectral points (a non-empty view), got a null view");
+  require(w.heads == 1 || w.heads == heads, name, "shape (1 or ", heads, ", ", dim, ", M) for ", heads,
+          " query heads of dimension ", dim, ", got (", w.heads, ", ", w.dim, ", ", w.count, ")");
+  require(w.dim == dim, name, "shape (", w.heads, ", ", dim, ", M) to match the query dimension ", dim, ", got (",
+          w.heads, ", ", w.dim, ", ", w.count, ")");
+  require(w.count > 0, name, "at least one spectral point (M > 0), got M = ", w.count);
+}
+
+// Ω packed for the engine: per head [D][M_pad] with the spectral factor folded in, so the
+// projections z = Ωᵀx of W consecutive points are one broadcast-FMA chain over d.
+template <class T>
+struct packed_spectral {
+  index_t heads = 0, dim = 0, count = 0, padded = 0;
+  std::vector<T> data;
+
+  template <class S>
+  packed_spectral(const spectral_view<const S>& w, double factor)
+      : heads(w.heads), dim(w.dim), count(w.count),
+        padded((w.count + index_t(simd::width<T>) - 1) / index_t(simd::width<T>) * index_t(simd::width<T>)),
+        data(std::size_t(heads * dim * padded), T(0)) {
+    for (index_t h = 0; h < heads; ++h)
+      for (index_t d = 0; d < dim; ++d)
+        for (index_t m = 0; m < count; ++m) data[std::size_t((h * dim + d) * padded + m)] = T(factor * double(w(h, d, m)));
+  }
+  const T* head(index_t h) const { return data.data() + (heads == 1 ? 0 : h) * dim * padded; }
+};
+
+// Shared epilogue of the random-feature kernels: log κ̂ from k̂.
+struct rff_estimate_epilogue {
+  rff_estimate estimate;
+  double epsilon;
+
+  template <class V>
+  V kernel_value(const V& s) const {
+    using T = simd::scalar_of_t<V>;
+    if (estimate == rff_estimate::squared) return simd::fma(s, s, V(T(epsilon)));
+    return simd::max(s, V(T(epsilon)));
+  }
+  template <class V>
+  V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
+};
+
+inline void check_epsilon(double epsilon, std::string_view name) {
+  require(std::isfinite(epsilon) && epsilon > 0, name, "a finite value > 0, got ", epsilon);
+}
+
+} // namespace detail
+
+// Stationary random Fourier features (Bochner): φ(x) = M^-½ [cos(Ωᵀx), sin(Ωᵀx)],
+// log κ = log(k̂² + ε). With Ω ~ N(0, σ⁻² I) (from_seed) it approximates the rbf kernel.
+template <class S = double>
+struct random_fourier {
+  spectral_view<const S> omega;
+  rff_estimate estimate = rff_estimate::squared;
+  double epsilon = 1e-5;
+  std::shared_ptr<const std::vector<S>> storage = {}; // set when the points were drawn here
+
+  static constexpr pairwise_op pairwise = pairwise_op::dot;
+  static constexpr bool head_dependent = true;
+  static constexpr bool kernel_value_form = true;
+
+  // Ω ~ N(0, σ⁻² I) with σ² = bandwidth_sq (0: √dim): a fixed RFF approximation of rbf.
+  static random_fourier from_seed(std::uint64_t seed, index_t heads, index_t dim, index_t count,
+                                  double bandwidth_sq = 0) {
+    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "bandwidth_sq",
+                    "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
+    const double s2 = bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
+    auto owned = detail::draw_normal_points<S>(seed, 0, heads, dim, count, 1.0 / std::sqrt(s2));
+    random_fourier k;
+    k.omega = owned.view;
+    k.storage = std::move(owned.storage);
+    return k;
+  }
+
+  template <class T>
+  struct bound : detail::rff_estimate_epilogue {
+    detail::packed_spectral<T> omega;
+    T feature_scale;
+
+    index_t feature_dim() const { return 2 * omega.count; }
+    double prepare_query(index_t h, const T* x, T* features) const {
+      constexpr index_t W = simd::width<T>;
+      const index_t M = omega.count;
+      alignas(64) T z[W];
+      const T* Om = omega.head(h);
+      for (index_t m0 = 0; m0 < M; m0 += W) {
+        simd::batch<T> acc(T(0));
+        for (index_t d = 0; d < omega.dim; ++d) acc = xsimd::fma(simd::splat(x[d]), simd::load(Om + d * omega.padded + m0), acc);
+        const auto [s, c] = xsimd::sincos(acc);
+        const index_t n = std::min(W, M - m0);
+        (c * simd::splat(feature_scale)).store_aligned(z);
+        for (index_t i = 0; i < n; ++i) features[m0 + i] = z[i];
+        (s * simd::splat(feature_scale)).store_aligned(z);
+        for (index_t i = 0; i < n; ++i) features[M + m0 + i] = z[i];
+      }
+      return 0;
+    }
+    double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
+  };
+
+  template <class T>
+  bound<T> bind(index_t heads, index_t dim) const {
+    detail::check_spectral(omega, "random_fourier.omega", heads, dim);
+    detail::check_epsilon(epsilon, "random_fourier.epsilon");
+    return {{estimate, epsilon}, detail::packed_spectral<T>(omega, 1.0), T(1.0 / std::sqrt(double(omega.count)))};
+  }
+};
+
+// Non-stationary random Fourier features (Yaglom), the estimator of the public code:
+// φ(x) = (4M)^-½ [cos(2πW₁ᵀx) + cos(2πW₂ᵀx), sin(2πW₁ᵀx) + sin(2πW₂ᵀx)], log κ = log(k̂² + ε).
+template <class S = double>
+struct yaglom_rff {
+  spectral_view<const S> w1, w2;
+  rff_estimate estimate = rff_estimate::squared;
+  double epsilon = 1e-5;
+  std::shared_ptr<const std::vector<S>> storage = {};
+
+  static constexpr pairwise_op pairwise = pairwise_op::dot;
+  static constexpr bool head_dependent = true;
+  static constexpr bool kernel_value_form = true;
+
+  // W₁, W₂ drawn independently from N(0, (2πσ)⁻² I), so each 2πWᵢ is N(0, σ⁻² I).
+  static yaglom_rff from_seed(std::uint64_t seed, index_t heads, index_t dim, index_t count, double bandwidth_sq = 0) {
+    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "bandwidth_sq",
+                    "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
+    const double s2 = bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
+    const double scale = 1.0 / (2 * std::numbers::pi * std::sqrt(s2));
+    auto a = detail::draw_normal_points<S>(seed, 0, heads, dim, count, scale);
+    auto b = detail::draw_normal_points<S>(seed, 1, heads, dim, count, scale);
+    // one allocation holds both, so the kernel stays a single shared owner
+    auto both = std::make_shared<std::vector<S>>(*a.storage);
+    both->insert(both->end(), b.storage->begin(), b.storage->end());
+    yaglom_rff k;
+    const index_t n = heads * dim * count;
+    k.w1 = spectral(static_cast<const S*>(both->data()), heads, dim, count);
+    k.w2 = spectral(static_cast<const S*>(both->data() + n), heads, dim, count);
+    k.storage = std::move(both);
+    return k;
+  }
+
+  template <class T>
+  struct bound : detail::rff_estimate_epilogue {
+    detail::packed_spectral<T> w1, w2;
+    T feature_scale;
+
+    index_t feature_dim() const { return 2 * w1.count; }
+    double prepare_query(index_t h, const T* x, T* features) const {
+      constexpr index_t W = simd::width<T>;
+      const index_t M = w1.count;
+      alignas(64) T z[W];
+      const T* A = w1.head(h);
+      const T* B = w2.head(h);
+      for (index_t m0 = 0; m0 < M; m0 += W) {
+        simd::batch<T> za(T(0)), zb(T(0));
+        for (index_t d = 0; d < w1.dim; ++d) {
+          const auto xd = simd::splat(x[d]);
+          za = xsimd::fma(xd, simd::load(A + d * w1.padded + m0), za);
+          zb = xsimd::fma(xd, simd::load(B + d * w1.padded + m0), zb);
+        }
+        const auto [sa, ca] = xsimd::sincos(za);
+        const auto [sb, cb] = xsimd::sincos(zb);
+        const index_t n = std::min(W, M - m0);
+        ((ca + cb) * simd::splat(feature_scale)).store_aligned(z);
+        for (index_t i = 0; i < n; ++i) features[m0 + i] = z[i];
+        ((sa + sb) * simd::splat(feature_scale)).store_aligned(z);
+        for (index_t i = 0; i < n; ++i) features[M + m0 + i] = z[i];
+      }
+      return 0;
+    }
+    double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
+  };
+
+  template <class T>
+  bound<T> bind(index_t heads, index_t dim) const {
+    detail::check_spectral(w1, "yaglom_rff.w1", heads, dim);
+    detail::check_spectral(w2, "yaglom_rff.w2", heads, dim);
+    detail::require(w1.heads == w2.heads && w1.count == w2.count, "yaglom_rff.w2", "the shape of w1 (", w1.heads, ", ",
+                    w1.dim, ", ", w1.count, "), got (", w2.heads, ", ", w2.dim, ", ", w2.count, ")");
+    detail::check_epsilon(epsilon, "yaglom_rff.epsilon");
+    const double two_pi = 2 * std::numbers::pi;
+    return {{estimate, epsilon}, detail::packed_spectral<T>(w1, two_pi), detail::packed_spectral<T>(w2, two_pi),
+            T(1.0 / std::sqrt(4.0 * double(w1.count)))};
+  }
+};
+
+template <class S, class... Options>
+random_fourier(spectral_view<S>, Options...) -> random_fourier<std::remove_const_t<S>>;
+template <class S, class... Options>
+yaglom_rff(spectral_view<S>, spectral_view<S>, Options...) -> yaglom_rff<std::remove_const_t<S>>;
+
+} // namespace ika

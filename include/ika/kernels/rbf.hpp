@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <cmath>
+
+#include "ika/core/error.hpp"
+#include "ika/kernels/kernel_traits.hpp"
+#include "ika/simd/simd.hpp"
+
+namespace ika {
+
+// log κ(q, k) = -|q - k|² / (2σ²), σ² = √D unless given.
+// Expanded as q·k/σ² - |q|²/2σ² - |k|²/2σ²: a matrix product plus per-row terms, so with the L2
+// magnitude |k|²/(2√D) the key terms cancel exactly and the result is softmax(QKᵀ/√D).
+struct rbf {
+  double bandwidth_sq = 0; // σ²; 0 means √D
+
+  static constexpr pairwise_op pairwise = pairwise_op::dot;
+  static constexpr bool head_dependent = false;
+  static constexpr bool kernel_value_form = false;
+
+  double resolved_bandwidth_sq(index_t dim) const {
+    return bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
+  }
+
+  template <class T>
+  struct bound {
+    index_t dim;
+    double bandwidth_sq;
+    T inverse_bandwidth_sq;
+
+    index_t feature_dim() const { return dim; }
+    double prepare_query(index_t, const T* x, T* features) const {
+      for (index_t d = 0; d < dim; ++d) features[d] = x[d] * inverse_bandwidth_sq;
+      return row_term(x);
+    }
+    double prepare_key(index_t, const T* x, T* features) const {
+      for (index_t d = 0; d < dim; ++d) features[d] = x[d];
+      return row_term(x);
+    }
+    double row_term(const T* x) const { return -double(simd::sum_of_squares(x, dim)) / (2 * bandwidth_sq); }
+    template <class V>
+    V log_kernel(const V& s) const { return s; }
+  };
+
+  template <class T>
+  bound<T> bind(index_t /*heads*/, index_t dim) const {
+    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "rbf.bandwidth_sq",
+                    "a finite value > 0 (or 0 for the default √D), got ", bandwidth_sq);
+    const double s2 = resolved_bandwidth_sq(dim);
+    return {dim, s2, T(1.0 / s2)};
+  }
+};
+
+// log κ(q, k) = q·k · scale, scale = 1/√D unless given: plain scaled dot-product attention.
+struct dot_product {
+  double scale = 0; // 0 means 1/√D
+
+  static constexpr pairwise_op pairwise = pairwise_op::dot;
+  static constexpr bool head_dependent = false;
+  static constexpr bool kernel_value_form = false;
+
+  double resolved_scale(index_t dim) const { return scale == 0 ? 1.0 / std::sqrt(double(dim)) : scale; }
+
+  template <class T>
+  struct bound {
+    index_t dim;
+    T scale;
+
+    index_t feature_dim() const { return dim; }
+    double prepare_query(index_t, const T* x, T* features) const {
+      for (index_t d = 0; d < dim; ++d) features[d] = x[d] * scale;
+      return 0;
+    }
+    double prepare_key(index_t, const T* x, T* features) const {
+      for (index_t d = 0; d < dim; ++d) features[d] = x[d];
+      return 0;
+    }
+    template <class V>
+    V log_kernel(const V& s) const { return s; }
+  };
+
+  template <class T>
+  bound<T> bind(index_t, index_t dim) const {
+    detail::require(scale == 0 || std::isfinite(scale), "dot_product.scale", "a finite value, got ", scale);
+    return {dim, T(resolved_scale(dim))};
+  }
+};
+
+// log κ(q, k) = -|q - k|₁ / σ with σ = D^¼ unless given (σ² = √D, the library-wide default).
+// Not a matrix product: the engine runs a pairwise L1 pass over the same packed panels.
+struct laplacian {
+  double bandwidth = 0; // σ; 0 means D^¼
+
+  static constexpr pairwise_op pairwise = pairwise_op::l1_distance;
+  static constexpr bool head_dependent = false;
+  static constexpr bool kernel_value_form = false;
+
+  double resolved_bandwidth(index_t dim) const { return bandwidth == 0 ? std::pow(double(dim), 0.25) : bandwidth; }
+
+  template <class T>
+  struct bound {
+    index_t dim;
+    T negative_inverse_bandwidth;
+
+    index_t feature_dim() const { return dim; }
+    double prepare_query(index_t, const T* x, T* features) const {
+      for (index_t d = 0; d < dim; ++d) features[d] = x[d];
+      return 0;
+    }
+    double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
+    template <class V>
+    V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
+  };
+
+  template <class T>
+  bound<T> bind(index_t, index_t dim) const {
+    detail::require(bandwidth == 0 || (std::isfinite(bandwidth) && bandwidth > 0), "laplacian.bandwidth",
+                    "a finite value > 0 (or 0 for the default D^(1/4)), got ", bandwidth);
+    return {dim, T(-1.0 / resolved_bandwidth(dim))};
+  }
+};
+
+} // namespace ika

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "ika/core/error.hpp"
+#include "ika/core/tensor_view.hpp"
+#include "ika/simd/simd.hpp"
+
+namespace ika {
+
+// μ(x) = ‖x‖_p^r / c  (SPEC §4), added to the logit of every key (and of the query if asked).
+enum class norm_exponent {
+  two,  // r = 2 (derivation, default)
+  p     // r = p (‖x‖_pᵖ; p must be finite)
+};
+enum class norm_divisor {
+  paper, // c = 2√D (derivation, default)
+  code   // c = 2·D^¼ (public code, through a double square root)
+};
+
+struct lp {
+  double p = 2;
+  norm_exponent exponent = norm_exponent::two;
+  norm_divisor divisor = norm_divisor::paper;
+  bool include_query = false; // μ(q_i) is constant per row: it only moves the log-sum-exp
+
+  static constexpr bool is_zero = false;
+
+  static constexpr double infinity = std::numeric_limits<double>::infinity();
+
+  double resolved_divisor(index_t dim) const {
+    return divisor == norm_divisor::paper ? 2 * std::sqrt(double(dim)) : 2 * std::pow(double(dim), 0.25);
+  }
+  double resolved_exponent() const { return exponent == norm_exponent::two ? 2.0 : p; }
+
+  template <class T>
+  struct bound {
+    index_t dim;
+    T p;
+    double exponent;
+    double divisor;
+    bool include_query;
+
+    // ‖x‖_p^r / c, reduced in T with SIMD and finished in double.
+    double magnitude(const T* x) const {
+      if (std::isinf(double(p))) return std::pow(double(simd::max_abs(x, dim)), exponent) / divisor;
+      const double s = double(simd::sum_abs_pow(x, dim, p));
+      // ‖x‖_p^r = (Σ|x|^p)^(r/p); r = p and p = 2, r = 2 need no pow at all
+      if (exponent == double(p)) return s / divisor;
+      return std::pow(s, exponent / double(p)) / divisor;
+    }
+  };
+
+  template <class T>
+  bound<T> bind(index_t dim) const {
+    detail::require(p > 0 && !std::isnan(p), "lp.p", "p > 0 or p = infinity, got ", p);
+    detail::require(!(exponent == norm_exponent::p && std::isinf(p)), "lp.exponent",
+                    "a finite p with norm_exponent::p (‖x‖_∞^∞ is undefined); use norm_exponent::two");
+    return {dim, T(p), resolved_exponent(), resolved_divisor(dim), include_query};
+  }
+};
+
+// μ = 0: pure kernel attention.
+struct no_norm {
+  static constexpr bool is_zero = true;
+  template <class T>
+  struct bound {
+    bool include_query = false;
+    double magnitude(const T*) const { return 0; }
+  };
+  template <class T>
+  bound<T> bind(index_t) const { return {}; }
+};
+
+} // namespace ika

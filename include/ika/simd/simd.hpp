@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The only header that touches xsimd. Everything above it speaks ika::simd, written so that a
+// policy hook can be one template for a scalar (float, double) and for a SIMD batch.
+// xsimd 8.1 names: hadd (later reduce_add). Without -march xsimd picks SSE2 on x86-64.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "ika/core/config.hpp"
+
+namespace ika::simd {
+
+template <class T>
+using batch = xsimd::batch<T>;
+
+template <class T>
+inline constexpr std::size_t width = batch<T>::size;
+
+// Number of architectural vector registers: decides the micro-kernel's register block.
+inline constexpr int vector_registers =
+#if defined(__AVX512F__)
+    32;
+#else
+    16;
+#endif
+
+template <class T>
+struct is_batch : std::false_type {};
+template <class T, class A>
+struct is_batch<xsimd::batch<T, A>> : std::true_type {};
+
+// The element type of a scalar or of a batch.
+template <class V>
+struct scalar_of {
+  using type = V;
+};
+template <class T, class A>
+struct scalar_of<xsimd::batch<T, A>> {
+  using type = T;
+};
+template <class V>
+using scalar_of_t = typename scalar_of<V>::type;
+
+template <class T>
+IKA_ALWAYS_INLINE batch<T> load(const T* p) { return batch<T>::load_unaligned(p); }
+template <class T>
+IKA_ALWAYS_INLINE void store(T* p, const batch<T>& v) { v.store_unaligned(p); }
+template <class T>
+IKA_ALWAYS_INLINE batch<T> splat(T v) { return batch<T>(v); }
+
+// ---- one spelling for scalars and batches --------------------------------------------------
+template <class V>
+IKA_ALWAYS_INLINE V fma(const V& a, const V& b, const V& c) {
+  if constexpr (is_batch<V>::value) return xsimd::fma(a, b, c);
+  else return a * b + c;
+}
+template <class V>
+IKA_ALWAYS_INLINE V exp(const V& x) {
+  if constexpr (is_batch<V>::value) return xsimd::exp(x);
+  else return std::exp(x);
+}
+template <class V>
+IKA_ALWAYS_INLINE V log(const V& x) {
+  if constexpr (is_batch<V>::value) return xsimd::log(x);
+  else return std::log(x);
+}
+template <class V>
+IKA_ALWAYS_INLINE V abs(const V& x) {
+  if constexpr (is_batch<V>::value) return xsimd::abs(x);
+  else return std::abs(x);
+}
+template <class V>
+IKA_ALWAYS_INLINE V max(const V& a, const V& b) {
+  if constexpr (is_batch<V>::value) return xsimd::max(a, b);
+  else return std::max(a, b);
+}
+template <class V>
+IKA_ALWAYS_INLINE V cos(const V& x) {
+  if constexpr (is_batch<V>::value) return xsimd::cos(x);
+  else return std::cos(x);
+}
+template <class V>
+IKA_ALWAYS_INLINE V sin(const V& x) {
+  if constexpr (is_batch<V>::value) return xsimd::sin(x);
+  else return std::sin(x);
+}
+
+// |x|^p for p > 0, with 0^p = 0 (the log form alone would give exp(-inf) = 0 too, kept explicit).
+template <class V, class T>
+IKA_ALWAYS_INLINE V pow_abs(const V& x, T p) {
+  if constexpr (is_batch<V>::value) {
+    const V a = xsimd::abs(x);
+    return xsimd::select(a == V(T(0)), V(T(0)), xsimd::exp(V(p) * xsimd::log(a)));
+  } else {
+    return std::pow(std::abs(x), p);
+  }
+}
+
+template <class T>
+IKA_ALWAYS_INLINE T reduce_add(const batch<T>& v) { return xsimd::hadd(v); }
+
+template <class T>
+IKA_ALWAYS_INLINE T reduce_max(const batch<T>& v) {
+  alignas(64) T lanes[width<T>];
+  v.store_aligned(lanes);
+  T m = lanes[0];
+  for (std::size_t i = 1; i < width<T>; ++i) m = std::max(m, lanes[i]);
+  return m;
+}
+
+// ---- loops over contiguous rows, vectorised with a scalar tail ------------------------------
+
+template <class T>
+T sum_of_squares(const T* x, std::ptrdiff_t n) {
+  constexpr std::ptrdiff_t W = width<T>;
+  batch<T> acc(T(0));
+  std::ptrdiff_t d = 0;
+  for (; d + W <= n; d += W) {
+    const auto v = load(x + d);
+    acc = xsimd::fma(v, v, acc);
+  }
+  T s = reduce_add(acc);
+  for (; d < n; ++d) s += x[d] * x[d];
+  return s;
+}
+
+// Σ |x_d|^p, with the cheap forms for p = 1 and p = 2.
+template <class T>
+T sum_abs_pow(const T* x, std::ptrdiff_t n, T p) {
+  if (p == T(2)) return sum_of_squares(x, n);
+  constexpr std::ptrdiff_t W = width<T>;
+  batch<T> acc(T(0));
+  std::ptrdiff_t d = 0;
+  if (p == T(1)) {
+    for (; d + W <= n; d += W) acc += xsimd::abs(load(x + d));
+  } else {
+    for (; d + W <= n; d += W) acc += pow_abs(load(x + d), p);
+  }
+  T s = reduce_add(acc);
+  for (; d < n; ++d) s += pow_abs(x[d], p);
+  return s;
+}
+
+template <class T>
+T max_abs(const T* x, std::ptrdiff_t n) {
+  constexpr std::ptrdiff_t W = width<T>;
+  batch<T> acc(T(0));
+  std::ptrdiff_t d = 0;
+  for (; d + W <= n; d += W) acc = xsimd::max(acc, xsimd::abs(load(x + d)));
+  T m = reduce_max(acc);
+  for (; d < n; ++d) m = std::max(m, std::abs(x[d]));
+  return m;
+}
+
+// y[0:n] = a * y[0:n] + x[0:n]
+template <class T>
+void scale_add(T* y, T a, const T* x, std::ptrdiff_t n) {
+  constexpr std::ptrdiff_t W = width<T>;
+  std::ptrdiff_t d = 0;
+  const batch<T> va(a);
+  for (; d + W <= n; d += W) store(y + d, xsimd::fma(va, load(y + d), load(x + d)));
+  for (; d < n; ++d) y[d] = a * y[d] + x[d];
+}
+
+} // namespace ika::simd
