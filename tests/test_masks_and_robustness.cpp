@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+// Fully masked rows, huge key norms, and bitwise determinism across thread counts.
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <limits>
+
+#include "support.hpp"
+
+using namespace ika_test;
+
+namespace {
+
+template <class T>
+void check_row_fully_masked(const result<T>& r, index_t b, index_t h, index_t i) {
+  const T lse = r.lse[std::size_t((b * r.H + h) * r.L + i)];
+  CHECK(lse == -std::numeric_limits<T>::infinity());
+  for (index_t d = 0; d < r.Dv; ++d) CHECK(r.out[std::size_t(((b * r.H + h) * r.L + i) * r.Dv + d)] == T(0));
+}
+
+template <class T, class Expr>
+void run_both(const qkv_problem<T>& p, const Expr& expr, result<T>& fused, result<T>& ref) {
+  ika::attention(p.q, p.k, p.v, fused.o(), expr, {.lse = fused.l()});
+  ika::reference::attention(p.q, p.k, p.v, ref.o(), expr, {.lse = ref.l()});
+  CHECK_FALSE(any_nan(fused.out));
+  CHECK_FALSE(any_nan(fused.lse));
+  CHECK(relative_error(fused.out, ref.out) <= tolerance<T>());
+  CHECK(relative_error(fused.lse, ref.lse) <= tolerance<T>());
+}
+
+} // namespace
+
+TEST_CASE_TEMPLATE("fully masked rows give zeros and a -inf log-sum-exp, never NaN", T, float, double) {
+  const index_t B = 2, H = 2, Lq = 70, Lk = 50, D = 16;
+  const qkv_problem<T> p(layout::bhld, B, H, H, Lq, Lk, D, D, 11);
+  const auto yaglom = ika::yaglom_rff<double>::from_seed(1, H, D, 32);
+  auto with_each_kernel = [&](auto&& f) {
+    f(ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}));
+    f(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0})); // exp-free path on full tiles
+    f(ika::log_kernel(ika::laplacian{}));
+  };
+
+  SUBCASE("key padding of length 0") {
+    const std::vector<int> lengths{Lk, 0};
+    with_each_kernel([&](const auto& logit) {
+      result<T> fused(B, H, Lq, D), ref(B, H, Lq, D);
+      run_both(p, logit + ika::mask(ika::key_padding{lengths}), fused, ref);
+      for (index_t h = 0; h < H; ++h)
+        for (index_t i = 0; i < Lq; ++i) check_row_fully_masked(fused, 1, h, i);
+    });
+  }
+  SUBCASE("lower-right causal with Lq > Lk hides every key from the first Lq - Lk queries") {
+    with_each_kernel([&](const auto& logit) {
+      result<T> fused(B, H, Lq, D), ref(B, H, Lq, D);
+      run_both(p, logit + ika::mask(ika::causal_lower_right{}), fused, ref);
+      for (index_t i = 0; i < Lq - Lk; ++i) check_row_fully_masked(fused, 0, 1, i);
+      CHECK(fused.lse[std::size_t(Lq - Lk)] > -std::numeric_limits<T>::infinity());
+    });
+  }
+  SUBCASE("keep-mask rows of false, -inf bias rows, nodes without neighbours") {
+    std::unique_ptr<bool[]> keep(new bool[std::size_t(Lq * Lk)]);
+    std::vector<T> bias(std::size_t(Lq * Lk), T(0.5));
+    std::vector<int> offsets{0}, columns;
+    for (index_t i = 0; i < Lq; ++i) {
+      for (index_t j = 0; j < Lk; ++j) {
+        keep[std::size_t(i * Lk + j)] = i % 3 != 0;
+        if (i % 4 == 0) bias[std::size_t(i * Lk + j)] = -std::numeric_limits<T>::infinity();
+        if (i % 5 != 0 && (i + j) % 7 == 0) columns.push_back(int(j));
+      }
+      offsets.push_back(int(columns.size()));
+    }
+    with_each_kernel([&](const auto& logit) {
+      result<T> a(B, H, Lq, D), ar(B, H, Lq, D), b(B, H, Lq, D), br(B, H, Lq, D), c(B, H, Lq, D), cr(B, H, Lq, D);
+      run_both(p, logit + ika::mask(ika::keep_mask{ika::dense(keep.get(), 1, 1, Lq, Lk)}), a, ar);
+      run_both(p, logit + ika::mask(ika::additive_bias{ika::dense(bias.data(), 1, 1, Lq, Lk)}), b, br);
+      run_both(p, logit + ika::mask(ika::graph_csr{offsets, columns}), c, cr);
+      for (index_t i = 0; i < Lq; ++i) {
+        if (i % 3 == 0) check_row_fully_masked(a, 1, 0, i);
+        if (i % 4 == 0) check_row_fully_masked(b, 0, 1, i);
+        if (i % 5 == 0) check_row_fully_masked(c, 1, 1, i);
+      }
+    });
+  }
+}
+
+TEST_CASE_TEMPLATE("keys with norms up to 1e3 do not overflow", T, float, double) {
+  const index_t B = 1, H = 2, L = 100, D = 32;
+  qkv_problem<T> p(layout::bhld, B, H, H, L, L, D, D, 21);
+  // rescale each key row to a norm spread log-uniformly over [1, 1e3]
+  for (index_t h = 0; h < H; ++h)
+    for (index_t j = 0; j < L; ++j) {
+      T* row = p.k.row(0, h, j);
+      double n = 0;
+      for (index_t d = 0; d < D; ++d) n += double(row[d]) * row[d];
+      const double target = std::pow(10.0, 3.0 * double((j * 37) % L) / double(L - 1));
+      for (index_t d = 0; d < D; ++d) row[d] = T(row[d] * target / std::sqrt(n));
+    }
+  const auto yaglom = ika::yaglom_rff<double>::from_seed(2, H, D, 64);
+  auto check = [&](const char* name, const auto& logit) {
+    INFO(name);
+    result<T> fused(B, H, L, D), ref(B, H, L, D);
+    run_both(p, logit, fused, ref);
+    for (const T x : fused.out) CHECK(std::isfinite(x));
+    for (const T x : fused.lse) CHECK(std::isfinite(x));
+  };
+  check("softmax", ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}));
+  check("rbf only", ika::log_kernel(ika::rbf{}));
+  check("ika p=3 r=p", ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0, ika::norm_exponent::p}));
+  check("ika p=1.8", ika::log_kernel(yaglom) + ika::magnitude(ika::lp{1.8}));
+  check("laplacian p=inf", ika::log_kernel(ika::laplacian{}) + ika::magnitude(ika::lp{ika::lp::infinity}));
+}
+
+TEST_CASE_TEMPLATE("results are bitwise identical for 1 and 2 threads", T, float, double) {
+  const index_t B = 2, Hq = 4, Hkv = 2, L = 301, D = 40;
+  const qkv_problem<T> p(layout::blhd, B, Hq, Hkv, L, L, D, D, 31);
+  const std::vector<int> lengths{L, 123};
+  std::vector<int> offsets{0}, columns;
+  for (index_t i = 0; i < L; ++i) {
+    for (index_t j = 0; j < L; j += 1 + (i % 13)) columns.push_back(int(j));
+    offsets.push_back(int(columns.size()));
+  }
+  auto check = [&](const char* name, const auto& logit) {
+    INFO(name);
+    result<T> one(B, Hq, L, D), two(B, Hq, L, D);
+    ika::attention(p.q, p.k, p.v, one.o(), logit, {.lse = one.l(), .threads = 1});
+    ika::attention(p.q, p.k, p.v, two.o(), logit, {.lse = two.l(), .threads = 2});
+    CHECK(std::memcmp(one.out.data(), two.out.data(), one.out.size() * sizeof(T)) == 0);
+    CHECK(std::memcmp(one.lse.data(), two.lse.data(), one.lse.size() * sizeof(T)) == 0);
+  };
+  const auto yaglom = ika::yaglom_rff<double>::from_seed(5, Hq, D, 64);
+  check("softmax", ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}));
+  check("ika causal", ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal{}));
+  check("laplacian key padding", ika::log_kernel(ika::laplacian{}) + ika::mask(ika::key_padding{lengths}));
+  check("graph", ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{1.8}) + ika::mask(ika::graph_csr{offsets, columns}));
+}
+
+TEST_CASE("the layout of the inputs does not change a single bit of the result") {
+  const index_t B = 2, H = 3, L = 77, D = 24;
+  const qkv_problem<float> a(layout::bhld, B, H, H, L, L, D, D, 41);
+  // the same numbers laid out (B, L, H, D)
+  std::vector<float> q(a.q_data.size()), k(q.size()), v(q.size());
+  const auto Q = ika::blhd(q.data(), B, L, H, D), K = ika::blhd(k.data(), B, L, H, D), V = ika::blhd(v.data(), B, L, H, D);
+  for (index_t b = 0; b < B; ++b)
+    for (index_t h = 0; h < H; ++h)
+      for (index_t l = 0; l < L; ++l)
+        for (index_t d = 0; d < D; ++d) {
+          Q(b, h, l, d) = a.q(b, h, l, d);
+          K(b, h, l, d) = a.k(b, h, l, d);
+          V(b, h, l, d) = a.v(b, h, l, d);
+        }
+  const auto logit = ika::log_kernel(ika::yaglom_rff<float>::from_seed(3, H, D, 64)) + ika::magnitude(ika::lp{3.0});
+  result<float> x(B, H, L, D), y(B, H, L, D);
+  ika::attention(a.q, a.k, a.v, x.o(), logit);
+  ika::attention(Q, K, V, y.o(), logit);
+  CHECK(std::memcmp(x.out.data(), y.out.data(), x.out.size() * sizeof(float)) == 0);
+}
