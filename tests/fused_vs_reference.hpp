@@ -113,29 +113,45 @@ void compare_engines(const qkv_problem<T>& p, const Expr& expr, const std::strin
   CHECK(e_lse <= tol);
 }
 
-// The whole product at small awkward sizes.
+struct shape_case {
+  index_t Lq, Lk, D, Dv;
+};
+// Awkward sizes, cycled through the configurations so that every kernel, norm, mask, head
+// structure and layout meets several of them: single rows, sizes that are not multiples of the
+// SIMD width, and key counts that span several key tiles (256 keys). Long keys are paired with
+// few queries to keep the double reference cheap.
+inline constexpr shape_case self_shapes[] = {{1, 1, 8, 8}, {7, 7, 33, 9}, {33, 33, 64, 17}, {257, 257, 8, 5}};
+inline constexpr shape_case cross_shapes[] = {{7, 33, 33, 9}, {1, 257, 128, 33}, {33, 300, 8, 64}, {50, 1000, 8, 3}};
+
+// The whole product: 3 layouts × 3 head structures × 8 masks × 7 kernels × 6 norms.
 template <class T>
 void fused_matches_reference_everywhere() {
-  const index_t B = 2, D = 33, Dv = 9;
-  const caller_spectral points(D, 5);
+  const index_t B = 2;
   std::size_t cases = 0;
   for (const layout l : {layout::bhld, layout::blhd, layout::packed}) {
-    const index_t Lq = l == layout::blhd ? 7 : 33, Lk = 33; // blhd: cross-attention Lq != Lk
-    mask_data md(B, 4, Lq, Lk);
     for (const head_case& hc : head_cases) {
-      const qkv_problem<T> p(l, B, hc.Hq, hc.Hkv, Lq, Lk, D, Dv, 1000 + cases, 0.7);
-      for_each_mask(md, B, Lq, Lk, [&](const char* mask_name, const auto& mask_expr) {
-        for_each_kernel(hc.Hq, D, points, [&](const char* kernel_name, const auto& kernel, double conditioning) {
-          for_each_norm([&](const char* norm_name, const auto& norm) {
-            std::ostringstream what;
-            what << name(l) << " " << hc.name << " mask=" << mask_name << " kernel=" << kernel_name
-                 << " norm=" << norm_name;
-            compare_engines(p, ika::log_kernel(kernel) + ika::magnitude(norm) + mask_expr, what.str(),
-                            conditioning * tolerance<T>());
-            ++cases;
+      for (int mask_index = 0; mask_index < 8; ++mask_index) {
+        // packed QKV needs Lq == Lk; blhd is used for cross-attention (Lq != Lk)
+        const shape_case& sc = l == layout::blhd ? cross_shapes[(cases / 42 + mask_index) % 4]
+                                                 : self_shapes[(cases / 42 + mask_index + int(l)) % 4];
+        const qkv_problem<T> p(l, B, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 1000 + cases, 0.7);
+        const caller_spectral points(sc.D, 5);
+        mask_data md(B, hc.Hq, sc.Lq, sc.Lk);
+        int seen = 0;
+        for_each_mask(md, B, sc.Lq, sc.Lk, [&](const char* mask_name, const auto& mask_expr) {
+          if (seen++ != mask_index) return;
+          for_each_kernel(hc.Hq, sc.D, points, [&](const char* kernel_name, const auto& kernel, double conditioning) {
+            for_each_norm([&](const char* norm_name, const auto& norm) {
+              std::ostringstream what;
+              what << name(l) << " " << hc.name << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D
+                   << " Dv=" << sc.Dv << " mask=" << mask_name << " kernel=" << kernel_name << " norm=" << norm_name;
+              compare_engines(p, ika::log_kernel(kernel) + ika::magnitude(norm) + mask_expr, what.str(),
+                              conditioning * tolerance<T>());
+              ++cases;
+            });
           });
         });
-      });
+      }
     }
   }
   MESSAGE("compared " << cases << " configurations");
