@@ -9,6 +9,7 @@
 #include "ika/heads/heads.hpp"
 #include "ika/kernels/kernel_traits.hpp"
 #include "ika/masks/mask_traits.hpp"
+#include "ika/norms/norm_traits.hpp"
 
 namespace ika {
 
@@ -23,6 +24,7 @@ void attention(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, tensor_view
   static_assert(!std::is_same_v<Kernel, no_kernel>, "ika::attention: the logit needs a log_kernel(...) term");
   detail::check_value_types<Q, K, V, T>();
   detail::check_kernel_policy<Kernel, T>();
+  detail::check_norm_policy<Norm, T>();
   (detail::check_mask_policy<Masks>(), ...);
   static_assert((0 + ... + int(detail::is_sparse_mask<decltype(std::declval<const Masks&>().bind(attention_shape{}))>)) <= 1,
                 "ika::attention: at most one graph mask per logit expression");
