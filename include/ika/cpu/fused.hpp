@@ -87,11 +87,13 @@ struct mask_set {
 };
 
 // ---- micro-kernels --------------------------------------------------------------------------
+// Out of line on purpose: each is compiled once per (T, operation) and called per panel block,
+// instead of being copied into every kernel × norm × mask instantiation of the engine.
 
 // S[MR][NR·panels] = pairwise(F_q rows, key panels). F_q rows have `features` entries, row stride
 // `fq_stride`; a panel is [features][NR].
 template <class T, pairwise_op Op>
-IKA_ALWAYS_INLINE void tile_product(const T* IKA_RESTRICT fq, index_t fq_stride, const T* IKA_RESTRICT panels,
+[[gnu::noinline]] void tile_product(const T* IKA_RESTRICT fq, index_t fq_stride, const T* IKA_RESTRICT panels,
                                     index_t panel_count, index_t features, T* IKA_RESTRICT s, index_t s_stride) {
   using B = engine_blocking<T>;
   using V = simd::batch<T>;
@@ -125,7 +127,7 @@ IKA_ALWAYS_INLINE void tile_product(const T* IKA_RESTRICT fq, index_t fq_stride,
 
 // O[MR][Dv_pad] = alpha_i · O + P[MR][keys] · V[keys][Dv_pad]
 template <class T>
-IKA_ALWAYS_INLINE void accumulate_pv(T* IKA_RESTRICT o, index_t o_stride, const T* IKA_RESTRICT alpha,
+[[gnu::noinline]] void accumulate_pv(T* IKA_RESTRICT o, index_t o_stride, const T* IKA_RESTRICT alpha,
                                      const T* IKA_RESTRICT p, index_t p_stride, const T* IKA_RESTRICT v,
                                      index_t v_stride, index_t keys) {
   using B = engine_blocking<T>;
@@ -207,20 +209,23 @@ public:
 #if defined(_OPENMP)
     const int team = threads > 0 ? threads : omp_get_max_threads();
 #else
-    (void)threads;
-    const int team = 1;
+    [[maybe_unused]] const int team = threads;
 #endif
-    prepare_keys(k, v, team);
-    attend(q, out, lse, team);
+    // one parallel region: the key pass ends in the worksharing loop's barrier
+#pragma omp parallel num_threads(team)
+    {
+      prepare_keys(k, v);
+      attend(q, out, lse);
+    }
   }
 
 private:
   // -------- phase 1: key features, key terms, packed values --------
-  void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v, int team) {
+  // Called inside the parallel region; the loops are orphaned worksharing constructs.
+  void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v) {
     const index_t tiles = std::max<index_t>(key_tiles_, 1);
     const index_t feature_tasks = s_.batch * feature_heads_ * tiles;
     const index_t value_tasks = s_.batch * s_.kv_heads * tiles;
-#pragma omp parallel num_threads(team)
     {
       std::vector<T> row(static_cast<std::size_t>(F_));
 #pragma omp for schedule(dynamic, 1) nowait
@@ -278,10 +283,9 @@ private:
           row_max(QT), row_sum(QT), row_term(QT) {}
   };
 
-  void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse, int team) {
+  void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse) {
     const index_t q_tiles = (s_.q_len + QT - 1) / QT;
     const index_t tasks = s_.batch * s_.q_heads * q_tiles;
-#pragma omp parallel num_threads(team)
     {
       workspace ws(F_, dv_pad_);
 #pragma omp for schedule(dynamic, 1)

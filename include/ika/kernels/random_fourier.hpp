@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -74,23 +75,55 @@ void check_spectral(const spectral_view<const S>& w, std::string_view name, inde
 }
 
 // Ω packed for the engine: per head [D][M_pad] with the spectral factor folded in, so the
-// projections z = Ωᵀx of W consecutive points are one broadcast-FMA chain over d.
+// projections z = Ωᵀx of consecutive points are broadcast-FMA chains over d. M_pad is a multiple
+// of `group` vectors: that many independent chains run at once, which hides the FMA latency.
 template <class T>
 struct packed_spectral {
+  static constexpr index_t group = 4;
+  static constexpr index_t block = group * index_t(simd::width<T>);
   index_t heads = 0, dim = 0, count = 0, padded = 0;
   std::vector<T> data;
 
   template <class S>
   packed_spectral(const spectral_view<const S>& w, double factor)
-      : heads(w.heads), dim(w.dim), count(w.count),
-        padded((w.count + index_t(simd::width<T>) - 1) / index_t(simd::width<T>) * index_t(simd::width<T>)),
+      : heads(w.heads), dim(w.dim), count(w.count), padded((w.count + block - 1) / block * block),
         data(std::size_t(heads * dim * padded), T(0)) {
     for (index_t h = 0; h < heads; ++h)
       for (index_t d = 0; d < dim; ++d)
         for (index_t m = 0; m < count; ++m) data[std::size_t((h * dim + d) * padded + m)] = T(factor * double(w(h, d, m)));
   }
   const T* head(index_t h) const { return data.data() + (heads == 1 ? 0 : h) * dim * padded; }
+
+  // z[g] = (Ω_hᵀ x)[m0 + g·W : m0 + (g+1)·W] for g < group
+  void project(index_t h, const T* x, index_t m0, simd::batch<T>* z) const {
+    constexpr index_t W = simd::width<T>;
+    const T* omega = head(h) + m0;
+#pragma GCC unroll 4
+    for (index_t g = 0; g < group; ++g) z[g] = simd::batch<T>(T(0));
+    for (index_t d = 0; d < dim; ++d) {
+      const simd::batch<T> xd(x[d]);
+#pragma GCC unroll 4
+      for (index_t g = 0; g < group; ++g) z[g] = xsimd::fma(xd, simd::load(omega + d * padded + g * W), z[g]);
+    }
+  }
 };
+
+// features[m : m+W] = c and features[M + m : M + m + W] = s, for the points below M.
+template <class T>
+void store_feature_pair(T* features, index_t M, index_t m, const simd::batch<T>& c, const simd::batch<T>& s) {
+  constexpr index_t W = simd::width<T>;
+  if (m >= M) return;
+  if (m + W <= M) {
+    simd::store(features + m, c);
+    simd::store(features + M + m, s);
+    return;
+  }
+  alignas(64) T lanes[W];
+  c.store_aligned(lanes);
+  std::copy(lanes, lanes + (M - m), features + m);
+  s.store_aligned(lanes);
+  std::copy(lanes, lanes + (M - m), features + M + m);
+}
 
 // Shared epilogue of the random-feature kernels: log κ̂ from k̂.
 struct rff_estimate_epilogue {
@@ -146,19 +179,15 @@ struct random_fourier {
 
     index_t feature_dim() const { return 2 * omega.count; }
     double prepare_query(index_t h, const T* x, T* features) const {
-      constexpr index_t W = simd::width<T>;
-      const index_t M = omega.count;
-      alignas(64) T z[W];
-      const T* Om = omega.head(h);
-      for (index_t m0 = 0; m0 < M; m0 += W) {
-        simd::batch<T> acc(T(0));
-        for (index_t d = 0; d < omega.dim; ++d) acc = xsimd::fma(simd::splat(x[d]), simd::load(Om + d * omega.padded + m0), acc);
-        const auto [s, c] = xsimd::sincos(acc);
-        const index_t n = std::min(W, M - m0);
-        (c * simd::splat(feature_scale)).store_aligned(z);
-        for (index_t i = 0; i < n; ++i) features[m0 + i] = z[i];
-        (s * simd::splat(feature_scale)).store_aligned(z);
-        for (index_t i = 0; i < n; ++i) features[M + m0 + i] = z[i];
+      constexpr index_t W = simd::width<T>, G = detail::packed_spectral<T>::group;
+      const simd::batch<T> scale(feature_scale);
+      simd::batch<T> z[G];
+      for (index_t m0 = 0; m0 < omega.padded; m0 += G * W) {
+        omega.project(h, x, m0, z);
+        for (index_t g = 0; g < G; ++g) {
+          const auto [s, c] = xsimd::sincos(z[g]);
+          detail::store_feature_pair(features, omega.count, m0 + g * W, c * scale, s * scale);
+        }
       }
       return 0;
     }
@@ -212,25 +241,17 @@ struct yaglom_rff {
 
     index_t feature_dim() const { return 2 * w1.count; }
     double prepare_query(index_t h, const T* x, T* features) const {
-      constexpr index_t W = simd::width<T>;
-      const index_t M = w1.count;
-      alignas(64) T z[W];
-      const T* A = w1.head(h);
-      const T* B = w2.head(h);
-      for (index_t m0 = 0; m0 < M; m0 += W) {
-        simd::batch<T> za(T(0)), zb(T(0));
-        for (index_t d = 0; d < w1.dim; ++d) {
-          const auto xd = simd::splat(x[d]);
-          za = xsimd::fma(xd, simd::load(A + d * w1.padded + m0), za);
-          zb = xsimd::fma(xd, simd::load(B + d * w1.padded + m0), zb);
+      constexpr index_t W = simd::width<T>, G = detail::packed_spectral<T>::group;
+      const simd::batch<T> scale(feature_scale);
+      simd::batch<T> za[G], zb[G];
+      for (index_t m0 = 0; m0 < w1.padded; m0 += G * W) {
+        w1.project(h, x, m0, za);
+        w2.project(h, x, m0, zb);
+        for (index_t g = 0; g < G; ++g) {
+          const auto [sa, ca] = xsimd::sincos(za[g]);
+          const auto [sb, cb] = xsimd::sincos(zb[g]);
+          detail::store_feature_pair(features, w1.count, m0 + g * W, (ca + cb) * scale, (sa + sb) * scale);
         }
-        const auto [sa, ca] = xsimd::sincos(za);
-        const auto [sb, cb] = xsimd::sincos(zb);
-        const index_t n = std::min(W, M - m0);
-        ((ca + cb) * simd::splat(feature_scale)).store_aligned(z);
-        for (index_t i = 0; i < n; ++i) features[m0 + i] = z[i];
-        ((sa + sb) * simd::splat(feature_scale)).store_aligned(z);
-        for (index_t i = 0; i < n; ++i) features[M + m0 + i] = z[i];
       }
       return 0;
     }

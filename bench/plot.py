@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Turn bench_attention's Google Benchmark JSON into a markdown table and an SVG plot.
+
+    python3 bench/plot.py bench/results/attention.json [--out-dir bench/results] [--machine TEXT]
+
+Prints the table (method, L, threads, time, GFLOP/s, fused/baseline speed-up, IKA/softmax time,
+peak MiB) and writes <out-dir>/table.md and <out-dir>/gflops_vs_L.svg. Every ratio is taken
+between runs of the same JSON file, i.e. the same invocation on the same machine.
+
+Standard library only (no numpy, no matplotlib): the SVG is written by hand.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+
+METHODS = ["fused_softmax", "baseline_softmax", "fused_ika", "baseline_ika"]
+COLORS = {
+    "fused_softmax": "#1f77b4",
+    "baseline_softmax": "#7fb2e0",
+    "fused_ika": "#d62728",
+    "baseline_ika": "#f29b9b",
+}
+MARKERS = {"fused_softmax": "circle", "baseline_softmax": "square", "fused_ika": "circle", "baseline_ika": "square"}
+
+# Targets stated by the project.
+TARGET_SOFTMAX_GFLOPS = 100.0  # fused softmax, 2 threads, L = 4096
+TARGET_IKA_OVER_SOFTMAX = 2.5  # fused IKA time / fused softmax time
+
+NAME = re.compile(r"^(?P<method>[a-z_]+)/L:(?P<L>\d+)/omp:(?P<threads>\d+)(/|$)")
+TIME_UNIT_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def load(path):
+    """{(method, L, threads): record} from a Google Benchmark JSON file.
+
+    With --benchmark_repetitions the median aggregate is used, otherwise the single run."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    runs, medians = {}, {}
+    for b in data.get("benchmarks", []):
+        if b.get("error_occurred"):
+            continue
+        m = NAME.match(b.get("run_name", b["name"]))
+        if not m:
+            continue
+        key = (m["method"], int(m["L"]), int(m["threads"]))
+        time_ms = float(b["real_time"]) * TIME_UNIT_TO_MS[b.get("time_unit", "ns")]
+        record = {
+            "time_ms": time_ms,
+            "gflops": float(b.get("GFLOP/s", float("nan"))),
+            "real_gflops": float(b["real_GFLOP/s"]) if "real_GFLOP/s" in b else None,
+            "peak_mib": float(b.get("peak_MiB", float("nan"))),
+            "iterations": int(b.get("iterations", 0)),
+        }
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians.setdefault(key, {}).update(record)
+            elif b.get("aggregate_name") == "cv":  # real_time holds stddev/mean as a fraction
+                medians.setdefault(key, {})["cv"] = float(b["real_time"])
+        else:
+            runs.setdefault(key, record)  # first repetition if repetitions were not aggregated
+    runs.update({k: v for k, v in medians.items() if "time_ms" in v})
+    return data.get("context", {}), runs, bool(medians)
+
+
+def fmt(x, digits=2):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def build_table(runs):
+    lengths = sorted({k[1] for k in runs})
+    threads = sorted({k[2] for k in runs})
+    header = ("| method | L | threads | time (ms) | cv | GFLOP/s | real GFLOP/s | fused/baseline speed-up "
+              "| IKA/softmax time | peak MiB |")
+    lines = [header, "|" + "---|" * 10]
+    rows = []
+    for L in lengths:
+        for t in threads:
+            for method in METHODS:
+                r = runs.get((method, L, t))
+                if r is None:
+                    continue
+                kind, impl = ("ika" if method.endswith("ika") else "softmax"), method.split("_")[0]
+                speedup = None
+                if impl == "fused":
+                    base = runs.get((f"baseline_{kind}", L, t))
+                    if base:
+                        speedup = base["time_ms"] / r["time_ms"]
+                ika_ratio = None
+                if kind == "ika":
+                    soft = runs.get((f"{impl}_softmax", L, t))
+                    if soft:
+                        ika_ratio = r["time_ms"] / soft["time_ms"]
+                rows.append((method, L, t, r, speedup, ika_ratio))
+                lines.append(
+                    f"| {method} | {L} | {t} | {fmt(r['time_ms'], 3)} "
+                    f"| {fmt(100 * r['cv'], 1) + '%' if 'cv' in r else '—'} | {fmt(r['gflops'], 1)} "
+                    f"| {fmt(r['real_gflops'], 1)} | {fmt(speedup)}{'×' if speedup else ''} "
+                    f"| {fmt(ika_ratio)}{'×' if ika_ratio else ''} | {fmt(r['peak_mib'], 1)} |"
+                )
+    return "\n".join(lines), rows
+
+
+def targets(runs):
+    out = []
+    lengths = sorted({k[1] for k in runs})
+    threads = sorted({k[2] for k in runs})
+    r = runs.get(("fused_softmax", 4096, 2))
+    if r:
+        met = r["gflops"] >= TARGET_SOFTMAX_GFLOPS
+        out.append(f"- fused softmax, 2 threads, L = 4096: {r['gflops']:.1f} GFLOP/s "
+                   f"(target ≥ {TARGET_SOFTMAX_GFLOPS:.0f}): **{'met' if met else 'NOT met'}**")
+    else:
+        out.append("- fused softmax, 2 threads, L = 4096: not measured")
+    bad, ratios = [], []
+    for L in lengths:
+        for t in threads:
+            a, b = runs.get(("fused_ika", L, t)), runs.get(("fused_softmax", L, t))
+            if a and b:
+                ratio = a["time_ms"] / b["time_ms"]
+                ratios.append(f"L={L}/t={t}: {ratio:.2f}×")
+                if ratio > TARGET_IKA_OVER_SOFTMAX:
+                    bad.append(f"L={L}, {t} thread(s)")
+    verdict = "met at every shape" if not bad else "NOT met at " + "; ".join(bad)
+    out.append(f"- fused IKA time / fused softmax time ≤ {TARGET_IKA_OVER_SOFTMAX}: **{verdict}** "
+               f"({', '.join(ratios)})")
+    return "\n".join(out)
+
+
+def anomalies(rows, runs):
+    notes = []
+    for method, L, t, r, speedup, _ in rows:
+        if speedup is not None and speedup < 1.0:
+            notes.append(f"- {method} is slower than its Eigen baseline at L={L}, {t} thread(s): "
+                         f"{speedup:.2f}× ({r['time_ms']:.3f} ms vs {r['time_ms'] * speedup:.3f} ms)")
+    for method in METHODS:
+        for L in sorted({k[1] for k in runs}):
+            one, two = runs.get((method, L, 1)), runs.get((method, L, 2))
+            if one and two and two["time_ms"] > one["time_ms"]:
+                notes.append(f"- {method} at L={L} is slower with 2 threads than with 1 "
+                             f"({two['time_ms']:.3f} ms vs {one['time_ms']:.3f} ms)")
+    for method, L, t, r, _, _ in rows:
+        if r.get("cv", 0) > 0.10:
+            notes.append(f"- {method} at L={L}, {t} thread(s) is noisy: cv {100 * r['cv']:.0f}% over the repetitions")
+    return "\n".join(notes) if notes else "- none detected automatically"
+
+
+# ---- SVG ---------------------------------------------------------------------------------------
+
+def esc(s):
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def nice_ceiling(x):
+    """A round upper bound for the y axis and its tick step."""
+    if x <= 0:
+        return 1.0, 0.2
+    exp = 10 ** math.floor(math.log10(x))
+    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if m * exp >= x * 1.05:
+            top = m * exp
+            break
+    for step_m in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5):
+        step = step_m * exp
+        if top / step <= 8:
+            return top, step
+    return top, top / 5
+
+
+def write_svg(runs, path, title):
+    lengths = sorted({k[1] for k in runs})
+    threads = sorted({k[2] for k in runs})
+    series = []
+    for method in METHODS:
+        for t in threads:
+            pts = [(L, runs[(method, L, t)]["gflops"]) for L in lengths if (method, L, t) in runs]
+            if pts:
+                series.append((method, t, pts))
+    ymax = max((y for _, _, pts in series for _, y in pts), default=1.0)
+    ymax = max(ymax, TARGET_SOFTMAX_GFLOPS)
+    top, step = nice_ceiling(ymax)
+
+    W, Hh = 900, 560
+    left, right, top_m, bottom = 80, 250, 60, 70
+    pw, ph = W - left - right, Hh - top_m - bottom
+    lx0, lx1 = math.log2(min(lengths)), math.log2(max(lengths))
+    pad = 0.25 * max(lx1 - lx0, 1.0)
+    lx0, lx1 = lx0 - pad, lx1 + pad
+
+    def X(L):
+        return left + (math.log2(L) - lx0) / (lx1 - lx0) * pw
+
+    def Y(v):
+        return top_m + ph - v / top * ph
+
+    o = []
+    o.append(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{Hh}" viewBox="0 0 {W} {Hh}" '
+             'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">')
+    o.append(f'<rect x="0" y="0" width="{W}" height="{Hh}" fill="white"/>')
+    o.append(f'<text x="{left + pw / 2}" y="30" text-anchor="middle" font-size="17" font-weight="bold">'
+             f'{esc(title)}</text>')
+    # grid and y ticks
+    v = 0.0
+    while v <= top + 1e-9:
+        y = Y(v)
+        o.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+        o.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+        v += step
+    # x ticks at the measured L (log2 axis)
+    for L in lengths:
+        x = X(L)
+        o.append(f'<line x1="{x:.1f}" y1="{top_m}" x2="{x:.1f}" y2="{top_m + ph}" stroke="#e4e4e4"/>')
+        o.append(f'<text x="{x:.1f}" y="{top_m + ph + 20}" text-anchor="middle">{L}</text>')
+    # target line
+    yt = Y(TARGET_SOFTMAX_GFLOPS)
+    o.append(f'<line x1="{left}" y1="{yt:.1f}" x2="{left + pw}" y2="{yt:.1f}" stroke="#2ca02c" '
+             'stroke-width="1.5" stroke-dasharray="2,4"/>')
+    # axes
+    o.append(f'<rect x="{left}" y="{top_m}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    o.append(f'<text x="{left + pw / 2}" y="{Hh - 22}" text-anchor="middle" font-size="14">'
+             'sequence length L = Lq = Lk (log₂ scale)</text>')
+    o.append(f'<text x="22" y="{top_m + ph / 2}" text-anchor="middle" font-size="14" '
+             f'transform="rotate(-90 22 {top_m + ph / 2})">GFLOP/s (4·B·H·L²·D per call)</text>')
+    # series
+    for method, t, pts in series:
+        color = COLORS[method]
+        dash = "" if t == 1 else ' stroke-dasharray="8,5"'
+        d = " ".join(f"{X(L):.1f},{Y(y):.1f}" for L, y in pts)
+        o.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="2.5"{dash}/>')
+        for L, y in pts:
+            fill = color if t == 1 else "white"
+            if MARKERS[method] == "circle":
+                o.append(f'<circle cx="{X(L):.1f}" cy="{Y(y):.1f}" r="4.5" fill="{fill}" stroke="{color}" '
+                         'stroke-width="2"/>')
+            else:
+                o.append(f'<rect x="{X(L) - 4:.1f}" y="{Y(y) - 4:.1f}" width="8" height="8" fill="{fill}" '
+                         f'stroke="{color}" stroke-width="2"/>')
+    # legend
+    lx, ly = left + pw + 20, top_m + 10
+    o.append(f'<text x="{lx}" y="{ly}" font-weight="bold">method, threads</text>')
+    for i, (method, t, _) in enumerate(series):
+        y = ly + 24 + i * 24
+        color = COLORS[method]
+        dash = "" if t == 1 else ' stroke-dasharray="8,5"'
+        fill = color if t == 1 else "white"
+        o.append(f'<line x1="{lx}" y1="{y - 4}" x2="{lx + 36}" y2="{y - 4}" stroke="{color}" stroke-width="2.5"{dash}/>')
+        if MARKERS[method] == "circle":
+            o.append(f'<circle cx="{lx + 18}" cy="{y - 4}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="2"/>')
+        else:
+            o.append(f'<rect x="{lx + 14}" y="{y - 8}" width="8" height="8" fill="{fill}" stroke="{color}" '
+                     'stroke-width="2"/>')
+        o.append(f'<text x="{lx + 44}" y="{y}">{esc(method)}, {t} thr</text>')
+    y = ly + 24 + len(series) * 24 + 8
+    o.append(f'<line x1="{lx}" y1="{y - 4}" x2="{lx + 36}" y2="{y - 4}" stroke="#2ca02c" stroke-width="1.5" '
+             'stroke-dasharray="2,4"/>')
+    o.append(f'<text x="{lx + 44}" y="{y}">target ≥ {TARGET_SOFTMAX_GFLOPS:g} GFLOP/s</text>')
+    o.append(f'<text x="{lx + 44}" y="{y + 16}" font-size="11" fill="#555">(fused softmax,</text>')
+    o.append(f'<text x="{lx + 44}" y="{y + 30}" font-size="11" fill="#555">2 threads, L = 4096)</text>')
+    o.append("</svg>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(o) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json", help="output of --benchmark_out=FILE --benchmark_out_format=json")
+    ap.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    ap.add_argument("--machine", default="", help="line(s) put at the top of table.md (CPU model, cores)")
+    args = ap.parse_args()
+
+    context, runs, aggregated = load(args.json)
+    if not runs:
+        sys.exit(f"plot.py: no bench_attention results in {args.json}")
+    table, rows = build_table(runs)
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    ctx = []
+    if args.machine:
+        ctx.append(args.machine.strip())
+    ctx.append(f"- run: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs at "
+               f"{context.get('mhz_per_cpu', '?')} MHz (as Google Benchmark reports them), load average at start "
+               f"{', '.join(f'{x:.2f}' for x in context.get('load_avg', [])) or '?'}")
+    if "shape" in context:
+        ctx.append(f"- shape: {context['shape']}")
+    checks = sorted((k, v) for k, v in context.items() if k.startswith("check_max_abs_diff_"))
+    if checks:
+        ctx.append("- startup check, max |fused − baseline| (2 threads): "
+                   + ", ".join(f"{k[len('check_max_abs_diff_'):]} {v}" for k, v in checks))
+    ctx.append(f"- time: real (wall-clock) time per call, "
+               f"{'median of the repetitions; cv = stddev/mean of the repetitions' if aggregated else 'mean over the iterations of one run'}"
+               "; GFLOP/s = 4·B·H·L²·D / time; real GFLOP/s (IKA only) = 2·L²·2M + 2·L²·Dv + 2·2L·M·D·2 per head / time; "
+               "speed-up = baseline time / fused time; IKA/softmax = IKA time / softmax time of the same implementation; "
+               "peak MiB = largest extra operator-new memory during one call")
+
+    md = ["# bench_attention results", "", *ctx, "", table, "", "## Targets", "", targets(runs), "",
+          "## Anomalies (automatic)", "", anomalies(rows, runs), ""]
+    text = "\n".join(md)
+    with open(os.path.join(args.out_dir, "table.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    svg = os.path.join(args.out_dir, "gflops_vs_L.svg")
+    write_svg(runs, svg, "ika attention: fused engine vs Eigen baseline (fp32, B=1, H=8, D=64)")
+    print(text)
+    print(f"wrote {os.path.join(args.out_dir, 'table.md')} and {svg}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
