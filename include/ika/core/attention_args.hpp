@@ -27,9 +27,11 @@ void check_view(const tensor_view<T>& t, std::string_view name) {
 }
 
 // The shape contract shared by every engine; returns the sizes the policies are bound to.
-template <class Heads, class Q, class K, class V, class O, class L>
+template <class Heads, class Q, class K, class V, class T>
 attention_shape check_attention_args(const tensor_view<Q>& q, const tensor_view<K>& k, const tensor_view<V>& v,
-                                     const tensor_view<O>& out, const row_stat_view<L>& lse) {
+                                     const tensor_view<T>& out, const attention_options<T>& options) {
+  const row_stat_view<T>& lse = options.lse;
+  require(options.threads >= 0, "threads", "a thread count >= 0 (0 = the OpenMP default), got ", options.threads);
   check_view(q, "q");
   check_view(k, "k");
   check_view(v, "v");

@@ -28,7 +28,7 @@ void attention(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, tensor_view
   (detail::check_mask_policy<Masks>(), ...);
   static_assert((0 + ... + int(detail::is_sparse_mask<decltype(std::declval<const Masks&>().bind(attention_shape{}))>)) <= 1,
                 "ika::attention: at most one graph mask per logit expression");
-  const attention_shape shape = detail::check_attention_args<Heads>(q, k, v, out, options.lse);
+  const attention_shape shape = detail::check_attention_args<Heads>(q, k, v, out, options);
   detail::fused_engine<T, Heads, Kernel, Norm, Masks...> engine(shape, logit);
   engine.run(q, k, v, out, options.lse, options.threads);
 }

@@ -126,7 +126,7 @@ void attention(tensor_view<Q> q_in, tensor_view<K> k_in, tensor_view<V> v_in, te
   static_assert(!std::is_same_v<Kernel, no_kernel>, "ika::reference::attention: the logit needs a log_kernel(...) term");
   detail::check_value_types<Q, K, V, T>();
   const tensor_view<const T> q = q_in, k = k_in, v = v_in;
-  const attention_shape s = detail::check_attention_args<Heads>(q, k, v, out, options.lse);
+  const attention_shape s = detail::check_attention_args<Heads>(q, k, v, out, options);
   // binding validates the parameters exactly as the fused engine does
   (void)logit.kernel.template bind<T>(s.q_heads, s.qk_dim);
   (void)logit.norm.template bind<T>(s.qk_dim);

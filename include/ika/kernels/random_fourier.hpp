@@ -55,7 +55,7 @@ struct owned_spectral {
 template <class S>
 owned_spectral<S> draw_normal_points(std::uint64_t seed, std::uint64_t stream, index_t heads, index_t dim,
                                      index_t count, double scale) {
-  require(heads > 0 && dim > 0 && count > 0, "spectral shape", "heads, dim and count > 0, got (", heads, ", ", dim,
+  require(heads > 0 && dim > 0 && count > 0, "from_seed(heads, dim, count)", "sizes > 0, got (", heads, ", ", dim,
           ", ", count, ")");
   auto points = std::make_shared<std::vector<S>>(std::size_t(heads * dim * count));
   const counter_rng rng(seed);
@@ -162,7 +162,7 @@ struct random_fourier {
   // Ω ~ N(0, σ⁻² I) with σ² = bandwidth_sq (0: √dim): a fixed RFF approximation of rbf.
   static random_fourier from_seed(std::uint64_t seed, index_t heads, index_t dim, index_t count,
                                   double bandwidth_sq = 0) {
-    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "bandwidth_sq",
+    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "from_seed.bandwidth_sq",
                     "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
     const double s2 = bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
     auto owned = detail::draw_normal_points<S>(seed, 0, heads, dim, count, 1.0 / std::sqrt(s2));
@@ -217,7 +217,7 @@ struct yaglom_rff {
 
   // W₁, W₂ drawn independently from N(0, (2πσ)⁻² I), so each 2πWᵢ is N(0, σ⁻² I).
   static yaglom_rff from_seed(std::uint64_t seed, index_t heads, index_t dim, index_t count, double bandwidth_sq = 0) {
-    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "bandwidth_sq",
+    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "from_seed.bandwidth_sq",
                     "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
     const double s2 = bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
     const double scale = 1.0 / (2 * std::numbers::pi * std::sqrt(s2));

@@ -41,7 +41,8 @@ namespace detail {
 
 template <class V>
 void check_dense(const dense_view<const V>& m, std::string_view name, const attention_shape& s) {
-  require(m.data != nullptr, name, "a non-null (B, H, Lq, Lk) array");
+  const bool empty = s.batch * s.q_heads * s.q_len * s.k_len == 0;
+  require(m.data != nullptr || empty, name, "a non-null (B, H, Lq, Lk) array");
   const std::array<index_t, 4> want{s.batch, s.q_heads, s.q_len, s.k_len};
   const char* dims[4] = {"B", "H", "Lq", "Lk"};
   for (int d = 0; d < 4; ++d)
