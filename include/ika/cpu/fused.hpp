@@ -77,6 +77,20 @@ struct mask_set {
   void apply(index_t b, index_t h, index_t i, index_t j0, index_t n, T* logits) const {
     std::apply([&](const auto&... m) { (m.apply(b, h, i, j0, n, logits), ...); }, masks);
   }
+  // An upper bound (exclusive) on the keys that rows [i0, i1) may see: the smallest one given by
+  // the masks with the optional hook key_end(b, h, i0, i1); `all` when none has it.
+  index_t key_end(index_t b, index_t h, index_t i0, index_t i1, index_t all) const {
+    index_t end = all;
+    std::apply(
+        [&](const auto&... m) {
+          (([&] {
+             if constexpr (requires { m.key_end(b, h, i0, i1); }) end = std::min(end, m.key_end(b, h, i0, i1));
+           }()),
+           ...);
+        },
+        masks);
+    return end;
+  }
   // Position of the graph mask, which drives the sparse path.
   static constexpr std::size_t first_sparse_index() {
     constexpr bool sparse[] = {is_sparse_mask<Bound>..., false};
@@ -184,6 +198,26 @@ class fused_engine {
   using bound_norm = decltype(std::declval<const Norm&>().template bind<T>(index_t{}));
   using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
   static constexpr T minus_inf = -std::numeric_limits<T>::infinity();
+  // Kernels with the optional block hook prepare several rows per call (their feature map is then
+  // a small GEMM); others are called row by row.
+  static constexpr bool has_row_block_hook = requires(const bound_kernel& k, const T* const* x, T* f, double* t) {
+    k.prepare_rows(index_t{}, x, index_t{}, f, t);
+    bound_kernel::rows_per_block;
+  };
+  static constexpr index_t row_block = [] {
+    if constexpr (has_row_block_hook) return index_t(bound_kernel::rows_per_block);
+    else return index_t(1);
+  }();
+
+  // Features (row stride F) and log-domain row terms of n <= row_block rows.
+  void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms, bool queries) const {
+    if constexpr (has_row_block_hook) {
+      kernel_.prepare_rows(h, x, n, features, terms);
+    } else {
+      for (index_t r = 0; r < n; ++r)
+        terms[r] = queries ? kernel_.prepare_query(h, x[r], features + r * F_) : kernel_.prepare_key(h, x[r], features + r * F_);
+    }
+  }
 
 public:
   fused_engine(const attention_shape& shape, const logit_expression<Kernel, Norm, Masks...>& logit)
@@ -201,11 +235,16 @@ public:
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
            const tensor_view<T>& out, const row_stat_view<T>& lse, int threads) {
     if (s_.batch == 0 || s_.q_len == 0) return;
-    key_features_ = aligned_buffer<T>(std::size_t(s_.batch * feature_heads_ * k_pad_ * F_));
-    key_bias_ = aligned_buffer<T>(std::size_t(s_.batch * feature_heads_ * k_pad_));
-    key_weight_ = aligned_buffer<T>(Kernel::kernel_value_form ? key_bias_.size() : 0);
-    tile_bias_max_ = aligned_buffer<T>(std::size_t(s_.batch * feature_heads_ * std::max<index_t>(key_tiles_, 1)));
-    values_ = aligned_buffer<T>(std::size_t(s_.batch * s_.kv_heads * k_pad_ * dv_pad_));
+    const std::size_t key_rows = std::size_t(s_.batch * feature_heads_ * k_pad_);
+    const auto parts = scratch_arena::parts<fused_engine, T, 5>(
+        {key_rows * std::size_t(F_), key_rows, Kernel::kernel_value_form ? key_rows : 0,
+         std::size_t(s_.batch * feature_heads_ * std::max<index_t>(key_tiles_, 1)),
+         std::size_t(s_.batch * s_.kv_heads * k_pad_ * dv_pad_)});
+    key_features_ = parts[0];
+    key_bias_ = parts[1];
+    key_weight_ = parts[2];
+    tile_bias_max_ = parts[3];
+    values_ = parts[4];
 #if defined(_OPENMP)
     const int team = threads > 0 ? threads : omp_get_max_threads();
 #else
@@ -227,39 +266,45 @@ private:
     const index_t feature_tasks = s_.batch * feature_heads_ * tiles;
     const index_t value_tasks = s_.batch * s_.kv_heads * tiles;
     {
-      std::vector<T> row(static_cast<std::size_t>(F_));
+      std::vector<T> rows(static_cast<std::size_t>(row_block * F_));
 #pragma omp for schedule(dynamic, 1) nowait
       for (index_t task = 0; task < feature_tasks; ++task) {
         const index_t t = task % tiles, bh = task / tiles;
         const index_t b = bh / feature_heads_, hf = bh % feature_heads_;
         const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
-        T* panels = key_features_.data() + bh * k_pad_ * F_;
-        T* bias = key_bias_.data() + bh * k_pad_;
+        T* panels = key_features_ + bh * k_pad_ * F_;
+        T* bias = key_bias_ + bh * k_pad_;
         const index_t j0 = t * KT, j1 = std::min(j0 + KT, k_pad_);
         T tile_max = minus_inf;
-        for (index_t j = j0; j < j1; ++j) {
-          T* panel = panels + (j / NR) * F_ * NR;
-          if (j < s_.k_len) {
-            const T* x = k.row(b, hk, j);
-            const double term = kernel_.prepare_key(hf, x, row.data()) + norm_.magnitude(x);
-            bias[j] = T(term);
-            for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = row[f];
-            tile_max = std::max(tile_max, bias[j]);
-          } else { // padding keys: zero features, weight exp(−inf) = 0
-            bias[j] = minus_inf;
-            for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = T(0);
+        for (index_t jb = j0; jb < j1; jb += row_block) {
+          const T* x[row_block];
+          double terms[row_block];
+          const index_t n = std::clamp<index_t>(s_.k_len - jb, 0, std::min(row_block, j1 - jb));
+          for (index_t r = 0; r < n; ++r) x[r] = k.row(b, hk, jb + r);
+          if (n > 0) prepare_rows(hf, x, n, rows.data(), terms, /*queries=*/false);
+          for (index_t j = jb; j < std::min(jb + row_block, j1); ++j) {
+            T* panel = panels + (j / NR) * F_ * NR;
+            if (j < s_.k_len) {
+              const index_t r = j - jb;
+              bias[j] = T(terms[r] + norm_.magnitude(x[r]));
+              for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = rows[std::size_t(r * F_ + f)];
+              tile_max = std::max(tile_max, bias[j]);
+            } else { // padding keys: zero features, weight exp(−inf) = 0
+              bias[j] = minus_inf;
+              for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = T(0);
+            }
           }
         }
-        tile_bias_max_[std::size_t(bh * tiles + t)] = tile_max;
+        tile_bias_max_[(bh * tiles + t)] = tile_max;
         if constexpr (Kernel::kernel_value_form)
           for (index_t j = j0; j < j1; ++j)
-            key_weight_[std::size_t(bh * k_pad_ + j)] = j < s_.k_len ? std::exp(bias[j] - tile_max) : T(0);
+            key_weight_[(bh * k_pad_ + j)] = j < s_.k_len ? std::exp(bias[j] - tile_max) : T(0);
       }
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < value_tasks; ++task) {
         const index_t t = task % tiles, bh = task / tiles;
         const index_t b = bh / s_.kv_heads, hk = bh % s_.kv_heads;
-        T* packed = values_.data() + bh * k_pad_ * dv_pad_;
+        T* packed = values_ + bh * k_pad_ * dv_pad_;
         for (index_t j = t * KT; j < std::min(t * KT + KT, k_pad_); ++j) {
           T* dst = packed + j * dv_pad_;
           if (j < s_.k_len) {
@@ -305,44 +350,46 @@ private:
 
     // query features; rows past the end are zero and never written out
     const index_t padded_rows = round_up(rows, MR);
-    for (index_t r = 0; r < padded_rows; ++r) {
-      T* f = ws.fq.data() + r * F_;
-      if (r < rows) {
-        const T* x = q.row(b, h, i0 + r);
-        double term = kernel_.prepare_query(h, x, f);
-        if (norm_.include_query) term += norm_.magnitude(x);
-        ws.row_term[r] = T(term);
-      } else {
-        std::fill(f, f + F_, T(0));
-      }
-      ws.row_max[r] = minus_inf;
-      ws.row_sum[r] = T(0);
+    for (index_t r0 = 0; r0 < rows; r0 += row_block) {
+      const T* x[row_block];
+      double terms[row_block];
+      const index_t n = std::min(row_block, rows - r0);
+      for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r0 + r);
+      prepare_rows(h, x, n, ws.fq.data() + r0 * F_, terms, /*queries=*/true);
+      for (index_t r = 0; r < n; ++r)
+        ws.row_term[r0 + r] = T(terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0));
     }
+    std::fill(ws.fq.data() + rows * F_, ws.fq.data() + padded_rows * F_, T(0));
+    std::fill(ws.row_max.begin(), ws.row_max.begin() + padded_rows, minus_inf);
+    std::fill(ws.row_sum.begin(), ws.row_sum.begin() + padded_rows, T(0));
     std::fill(ws.o.data(), ws.o.data() + padded_rows * dv_pad_, T(0));
 
     if constexpr (masks_type::has_sparse) {
       sparse_rows(b, h, hk, fh, i0, rows, ws);
     } else {
-      const T* panels = key_features_.data() + fh * k_pad_ * F_;
-      const T* bias = key_bias_.data() + fh * k_pad_;
-      const T* values = values_.data() + (b * s_.kv_heads + hk) * k_pad_ * dv_pad_;
+      const T* panels = key_features_ + fh * k_pad_ * F_;
+      const T* bias = key_bias_ + fh * k_pad_;
+      const T* values = values_ + (b * s_.kv_heads + hk) * k_pad_ * dv_pad_;
       for (index_t t = 0; t < key_tiles_; ++t) {
         const index_t j0 = t * KT, j1 = std::min(j0 + KT, s_.k_len);
         if (masks_.tile(b, h, i0, i0 + rows, j0, j1) == tile_state::empty) continue;
-        const index_t panel_count = (j1 - j0 + NR - 1) / NR, keys = panel_count * NR;
         for (index_t r0 = 0; r0 < rows; r0 += MR) {
           const index_t block_rows = std::min(MR, rows - r0);
           const tile_state state = masks_.tile(b, h, i0 + r0, i0 + r0 + block_rows, j0, j1);
           if (state == tile_state::empty) continue;
+          // keys past the last one any row of the block can see are not computed (causal diagonal)
+          const index_t visible_end = std::min(j1, masks_.key_end(b, h, i0 + r0, i0 + r0 + block_rows, j1));
+          const index_t panel_count = (visible_end - j0 + NR - 1) / NR, keys = panel_count * NR;
+          const index_t j_stop = std::min(j1, j0 + keys);
           T* scores = ws.scores.data();
           tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + j0 * F_, panel_count, F_, scores, KT);
           bool any;
           if constexpr (Kernel::kernel_value_form) {
             any = state == tile_state::full
                       ? exp_free_weights(fh, t, j0, keys, r0, block_rows, ws)
-                      : softmax_weights(b, h, i0 + r0, j0, j1, keys, bias, r0, block_rows, state, ws);
+                      : softmax_weights(b, h, i0 + r0, j0, j_stop, keys, bias, r0, block_rows, state, ws);
           } else {
-            any = softmax_weights(b, h, i0 + r0, j0, j1, keys, bias, r0, block_rows, state, ws);
+            any = softmax_weights(b, h, i0 + r0, j0, j_stop, keys, bias, r0, block_rows, state, ws);
           }
           if (!any) continue;
           accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + j0 * dv_pad_,
@@ -408,8 +455,8 @@ private:
                         workspace& ws) const {
     using V = simd::batch<T>;
     const index_t tiles = std::max<index_t>(key_tiles_, 1);
-    const T tile_max = tile_bias_max_[std::size_t(fh * tiles + t)];
-    const T* weight = key_weight_.data() + fh * k_pad_ + j0;
+    const T tile_max = tile_bias_max_[(fh * tiles + t)];
+    const T* weight = key_weight_ + fh * k_pad_ + j0;
     for (index_t r = 0; r < MR; ++r) {
       T* s = ws.scores.data() + r * KT;
       ws.alpha[r] = T(1);
@@ -437,9 +484,9 @@ private:
   // Graph masks: walk each row's neighbour list (O(edges · F)), two passes per row.
   void sparse_rows(index_t b, index_t h, index_t hk, index_t fh, index_t i0, index_t rows, workspace& ws) const {
     const auto& graph = std::get<masks_type::first_sparse_index()>(masks_.masks);
-    const T* panels = key_features_.data() + fh * k_pad_ * F_;
-    const T* bias = key_bias_.data() + fh * k_pad_;
-    const T* values = values_.data() + (b * s_.kv_heads + hk) * k_pad_ * dv_pad_;
+    const T* panels = key_features_ + fh * k_pad_ * F_;
+    const T* bias = key_bias_ + fh * k_pad_;
+    const T* values = values_ + (b * s_.kv_heads + hk) * k_pad_ * dv_pad_;
     std::vector<T> logits;
     for (index_t r = 0; r < rows; ++r) {
       const index_t i = i0 + r;
@@ -496,7 +543,8 @@ private:
   bound_norm norm_;
   masks_type masks_;
   index_t F_ = 0, feature_heads_ = 0, panels_ = 0, k_pad_ = 0, key_tiles_ = 0, dv_pad_ = 0;
-  aligned_buffer<T> key_features_, key_bias_, key_weight_, tile_bias_max_, values_;
+  // the key pass's results, in the calling thread's scratch arena
+  T *key_features_ = nullptr, *key_bias_ = nullptr, *key_weight_ = nullptr, *tile_bias_max_ = nullptr, *values_ = nullptr;
 };
 
 } // namespace ika::detail

@@ -22,6 +22,9 @@ enum class pairwise_op {
 //   log_kernel(s)                      epilogue: log κ from the pairwise result s (scalar or batch)
 // and, when kernel_value_form is true, kernel_value(s) = κ̂(s) ≤ 1 + ε, used for the exp-free
 // path: weight = κ̂(s) · exp(b_j − max b).
+// Optional: when queries and keys share one feature map, `rows_per_block` and
+// prepare_rows(h, rows, n, features, terms) prepare n <= rows_per_block rows per call (features
+// with row stride F), so the map can run as a small GEMM.
 namespace detail {
 
 template <class Kernel, class T>

@@ -8,6 +8,7 @@
 #include <numbers>
 #include <vector>
 
+#include "ika/core/aligned_buffer.hpp"
 #include "ika/core/error.hpp"
 #include "ika/core/random.hpp"
 #include "ika/kernels/kernel_traits.hpp"
@@ -82,29 +83,52 @@ struct packed_spectral {
   static constexpr index_t group = 4;
   static constexpr index_t block = group * index_t(simd::width<T>);
   index_t heads = 0, dim = 0, count = 0, padded = 0;
-  std::vector<T> data;
+  T* data = nullptr; // storage_size(w) values, owned by the caller (the bound kernel's arena)
 
   template <class S>
-  packed_spectral(const spectral_view<const S>& w, double factor)
-      : heads(w.heads), dim(w.dim), count(w.count), padded((w.count + block - 1) / block * block),
-        data(std::size_t(heads * dim * padded), T(0)) {
+  static std::size_t storage_size(const spectral_view<const S>& w) {
+    return std::size_t(w.heads * w.dim * ((w.count + block - 1) / block * block));
+  }
+
+  template <class S>
+  packed_spectral(const spectral_view<const S>& w, double factor, T* storage)
+      : heads(w.heads), dim(w.dim), count(w.count), padded((w.count + block - 1) / block * block), data(storage) {
+    std::fill(data, data + storage_size(w), T(0));
     for (index_t h = 0; h < heads; ++h)
       for (index_t d = 0; d < dim; ++d)
-        for (index_t m = 0; m < count; ++m) data[std::size_t((h * dim + d) * padded + m)] = T(factor * double(w(h, d, m)));
+        for (index_t m = 0; m < count; ++m) data[(h * dim + d) * padded + m] = T(factor * double(w(h, d, m)));
   }
-  const T* head(index_t h) const { return data.data() + (heads == 1 ? 0 : h) * dim * padded; }
+  const T* head(index_t h) const { return data + (heads == 1 ? 0 : h) * dim * padded; }
 
-  // z[g] = (Ω_hᵀ x)[m0 + g·W : m0 + (g+1)·W] for g < group
-  void project(index_t h, const T* x, index_t m0, simd::batch<T>* z) const {
+  // Rows projected together: each load of Ω serves that many rows (a small GEMM).
+  static constexpr index_t rows = simd::vector_registers >= 32 ? 4 : 2;
+
+  // z[r·group + g] = (Ω_hᵀ x_r)[m0 + g·W : m0 + (g+1)·W] for r < rows, g < group
+  void project(index_t h, const T* const* x, index_t m0, simd::batch<T>* z) const {
     constexpr index_t W = simd::width<T>;
     const T* omega = head(h) + m0;
-#pragma GCC unroll 4
-    for (index_t g = 0; g < group; ++g) z[g] = simd::batch<T>(T(0));
+#pragma GCC unroll 16
+    for (index_t i = 0; i < rows * group; ++i) z[i] = simd::batch<T>(T(0));
     for (index_t d = 0; d < dim; ++d) {
-      const simd::batch<T> xd(x[d]);
+      simd::batch<T> w[group];
 #pragma GCC unroll 4
-      for (index_t g = 0; g < group; ++g) z[g] = xsimd::fma(xd, simd::load(omega + d * padded + g * W), z[g]);
+      for (index_t g = 0; g < group; ++g) w[g] = simd::load(omega + d * padded + g * W);
+#pragma GCC unroll 4
+      for (index_t r = 0; r < rows; ++r) {
+        const simd::batch<T> xd(x[r][d]);
+#pragma GCC unroll 4
+        for (index_t g = 0; g < group; ++g) z[r * group + g] = xsimd::fma(xd, w[g], z[r * group + g]);
+      }
     }
+  }
+};
+
+// Up to `rows` row pointers, the missing ones repeating the first (their results are dropped).
+template <class T, index_t Rows>
+struct row_block {
+  const T* x[Rows];
+  row_block(const T* const* rows, index_t n) {
+    for (index_t r = 0; r < Rows; ++r) x[r] = rows[r < n ? r : 0];
   }
 };
 
@@ -178,18 +202,29 @@ struct random_fourier {
     T feature_scale;
 
     index_t feature_dim() const { return 2 * omega.count; }
-    double prepare_query(index_t h, const T* x, T* features) const {
-      constexpr index_t W = simd::width<T>, G = detail::packed_spectral<T>::group;
+    static constexpr index_t rows_per_block = detail::packed_spectral<T>::rows;
+
+    // Features of n <= rows_per_block rows at once (queries and keys share the map), row stride F.
+    void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms) const {
+      constexpr index_t W = simd::width<T>, G = detail::packed_spectral<T>::group, R = rows_per_block;
+      const index_t M = omega.count, F = 2 * M;
       const simd::batch<T> scale(feature_scale);
-      simd::batch<T> z[G];
+      const detail::row_block<T, R> block(x, n);
+      simd::batch<T> z[R * G];
       for (index_t m0 = 0; m0 < omega.padded; m0 += G * W) {
-        omega.project(h, x, m0, z);
-        for (index_t g = 0; g < G; ++g) {
-          const auto [s, c] = xsimd::sincos(z[g]);
-          detail::store_feature_pair(features, omega.count, m0 + g * W, c * scale, s * scale);
-        }
+        omega.project(h, block.x, m0, z);
+        for (index_t r = 0; r < n; ++r)
+          for (index_t g = 0; g < G; ++g) {
+            const auto [s, c] = xsimd::sincos(z[r * G + g]);
+            detail::store_feature_pair(features + r * F, M, m0 + g * W, c * scale, s * scale);
+          }
       }
-      return 0;
+      std::fill(terms, terms + n, 0.0);
+    }
+    double prepare_query(index_t h, const T* x, T* features) const {
+      double term;
+      prepare_rows(h, &x, 1, features, &term);
+      return term;
     }
     double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
   };
@@ -198,7 +233,9 @@ struct random_fourier {
   bound<T> bind(index_t heads, index_t dim) const {
     detail::check_spectral(omega, "random_fourier.omega", heads, dim);
     detail::check_epsilon(epsilon, "random_fourier.epsilon");
-    return {{estimate, epsilon}, detail::packed_spectral<T>(omega, 1.0), T(1.0 / std::sqrt(double(omega.count)))};
+    // the packed points live in this thread's arena until the next bind of this kernel type
+    T* storage = detail::scratch_arena::parts<random_fourier, T, 1>({detail::packed_spectral<T>::storage_size(omega)})[0];
+    return {{estimate, epsilon}, detail::packed_spectral<T>(omega, 1.0, storage), T(1.0 / std::sqrt(double(omega.count)))};
   }
 };
 
@@ -240,20 +277,31 @@ struct yaglom_rff {
     T feature_scale;
 
     index_t feature_dim() const { return 2 * w1.count; }
-    double prepare_query(index_t h, const T* x, T* features) const {
-      constexpr index_t W = simd::width<T>, G = detail::packed_spectral<T>::group;
+    static constexpr index_t rows_per_block = detail::packed_spectral<T>::rows;
+
+    // Features of n <= rows_per_block rows at once (queries and keys share the map), row stride F.
+    void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms) const {
+      constexpr index_t W = simd::width<T>, G = detail::packed_spectral<T>::group, R = rows_per_block;
+      const index_t M = w1.count, F = 2 * M;
       const simd::batch<T> scale(feature_scale);
-      simd::batch<T> za[G], zb[G];
+      const detail::row_block<T, R> block(x, n);
+      simd::batch<T> za[R * G], zb[R * G];
       for (index_t m0 = 0; m0 < w1.padded; m0 += G * W) {
-        w1.project(h, x, m0, za);
-        w2.project(h, x, m0, zb);
-        for (index_t g = 0; g < G; ++g) {
-          const auto [sa, ca] = xsimd::sincos(za[g]);
-          const auto [sb, cb] = xsimd::sincos(zb[g]);
-          detail::store_feature_pair(features, w1.count, m0 + g * W, (ca + cb) * scale, (sa + sb) * scale);
-        }
+        w1.project(h, block.x, m0, za);
+        w2.project(h, block.x, m0, zb);
+        for (index_t r = 0; r < n; ++r)
+          for (index_t g = 0; g < G; ++g) {
+            const auto [sa, ca] = xsimd::sincos(za[r * G + g]);
+            const auto [sb, cb] = xsimd::sincos(zb[r * G + g]);
+            detail::store_feature_pair(features + r * F, M, m0 + g * W, (ca + cb) * scale, (sa + sb) * scale);
+          }
       }
-      return 0;
+      std::fill(terms, terms + n, 0.0);
+    }
+    double prepare_query(index_t h, const T* x, T* features) const {
+      double term;
+      prepare_rows(h, &x, 1, features, &term);
+      return term;
     }
     double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
   };
@@ -266,8 +314,11 @@ struct yaglom_rff {
                     w1.dim, ", ", w1.count, "), got (", w2.heads, ", ", w2.dim, ", ", w2.count, ")");
     detail::check_epsilon(epsilon, "yaglom_rff.epsilon");
     const double two_pi = 2 * std::numbers::pi;
-    return {{estimate, epsilon}, detail::packed_spectral<T>(w1, two_pi), detail::packed_spectral<T>(w2, two_pi),
-            T(1.0 / std::sqrt(4.0 * double(w1.count)))};
+    // the packed points live in this thread's arena until the next bind of this kernel type
+    const std::size_t size = detail::packed_spectral<T>::storage_size(w1);
+    const auto storage = detail::scratch_arena::parts<yaglom_rff, T, 2>({size, size});
+    return {{estimate, epsilon}, detail::packed_spectral<T>(w1, two_pi, storage[0]),
+            detail::packed_spectral<T>(w2, two_pi, storage[1]), T(1.0 / std::sqrt(4.0 * double(w1.count)))};
   }
 };
 

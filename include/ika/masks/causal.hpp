@@ -19,6 +19,7 @@ struct bound_causal {
     if (j1 - 1 <= i0 + offset) return tile_state::full;
     return tile_state::partial;
   }
+  index_t key_end(index_t, index_t, index_t, index_t i1) const { return std::max<index_t>(i1 + offset, 0); }
   template <class T>
   void apply(index_t, index_t, index_t i, index_t j0, index_t n, T* logits) const {
     const index_t first_hidden = std::clamp<index_t>(i + offset + 1 - j0, 0, n);

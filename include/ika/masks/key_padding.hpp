@@ -25,6 +25,7 @@ struct key_padding {
       if (j0 >= len) return tile_state::empty;
       return j1 <= len ? tile_state::full : tile_state::partial;
     }
+    index_t key_end(index_t b, index_t, index_t, index_t) const { return index_t(lengths[b]); }
     template <class T>
     void apply(index_t b, index_t, index_t, index_t j0, index_t n, T* logits) const {
       const index_t visible = std::clamp<index_t>(index_t(lengths[b]) - j0, 0, n);
