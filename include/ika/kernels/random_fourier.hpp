@@ -149,20 +149,36 @@ void store_feature_pair(T* features, index_t M, index_t m, const simd::batch<T>&
   std::copy(lanes, lanes + (M - m), features + M + m);
 }
 
-// Shared epilogue of the random-feature kernels: log κ̂ from k̂.
-struct rff_estimate_epilogue {
+// What the bound random-feature kernels share: the epilogue (log κ̂ from k̂) and the one-row
+// hooks, written in terms of Derived's block hook prepare_rows.
+template <class Derived, class T>
+struct rff_bound_common {
   rff_estimate estimate;
   double epsilon;
 
   template <class V>
   V kernel_value(const V& s) const {
-    using T = simd::scalar_of_t<V>;
-    if (estimate == rff_estimate::squared) return simd::fma(s, s, V(T(epsilon)));
-    return simd::max(s, V(T(epsilon)));
+    using E = simd::scalar_of_t<V>;
+    if (estimate == rff_estimate::squared) return simd::fma(s, s, V(E(epsilon)));
+    return simd::max(s, V(E(epsilon)));
   }
   template <class V>
   V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
+
+  double prepare_query(index_t h, const T* x, T* features) const {
+    double term;
+    static_cast<const Derived&>(*this).prepare_rows(h, &x, 1, features, &term);
+    return term;
+  }
+  double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
 };
+
+// σ² of a seeded draw: the argument, or √dim for 0.
+inline double seed_bandwidth_sq(double bandwidth_sq, index_t dim) {
+  require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "from_seed.bandwidth_sq",
+          "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
+  return bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
+}
 
 inline void check_epsilon(double epsilon, std::string_view name) {
   require(std::isfinite(epsilon) && epsilon > 0, name, "a finite value > 0, got ", epsilon);
@@ -186,9 +202,7 @@ struct random_fourier {
   // Ω ~ N(0, σ⁻² I) with σ² = bandwidth_sq (0: √dim): a fixed RFF approximation of rbf.
   static random_fourier from_seed(std::uint64_t seed, index_t heads, index_t dim, index_t count,
                                   double bandwidth_sq = 0) {
-    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "from_seed.bandwidth_sq",
-                    "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
-    const double s2 = bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
+    const double s2 = detail::seed_bandwidth_sq(bandwidth_sq, dim);
     auto owned = detail::draw_normal_points<S>(seed, 0, heads, dim, count, 1.0 / std::sqrt(s2));
     random_fourier k;
     k.omega = owned.view;
@@ -197,7 +211,7 @@ struct random_fourier {
   }
 
   template <class T>
-  struct bound : detail::rff_estimate_epilogue {
+  struct bound : detail::rff_bound_common<bound<T>, T> {
     detail::packed_spectral<T> omega;
     T feature_scale;
 
@@ -221,12 +235,6 @@ struct random_fourier {
       }
       std::fill(terms, terms + n, 0.0);
     }
-    double prepare_query(index_t h, const T* x, T* features) const {
-      double term;
-      prepare_rows(h, &x, 1, features, &term);
-      return term;
-    }
-    double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
   };
 
   template <class T>
@@ -254,9 +262,7 @@ struct yaglom_rff {
 
   // W₁, W₂ drawn independently from N(0, (2πσ)⁻² I), so each 2πWᵢ is N(0, σ⁻² I).
   static yaglom_rff from_seed(std::uint64_t seed, index_t heads, index_t dim, index_t count, double bandwidth_sq = 0) {
-    detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "from_seed.bandwidth_sq",
-                    "a finite value > 0 (or 0 for √D), got ", bandwidth_sq);
-    const double s2 = bandwidth_sq == 0 ? std::sqrt(double(dim)) : bandwidth_sq;
+    const double s2 = detail::seed_bandwidth_sq(bandwidth_sq, dim);
     const double scale = 1.0 / (2 * std::numbers::pi * std::sqrt(s2));
     auto a = detail::draw_normal_points<S>(seed, 0, heads, dim, count, scale);
     auto b = detail::draw_normal_points<S>(seed, 1, heads, dim, count, scale);
@@ -272,7 +278,7 @@ struct yaglom_rff {
   }
 
   template <class T>
-  struct bound : detail::rff_estimate_epilogue {
+  struct bound : detail::rff_bound_common<bound<T>, T> {
     detail::packed_spectral<T> w1, w2;
     T feature_scale;
 
@@ -298,12 +304,6 @@ struct yaglom_rff {
       }
       std::fill(terms, terms + n, 0.0);
     }
-    double prepare_query(index_t h, const T* x, T* features) const {
-      double term;
-      prepare_rows(h, &x, 1, features, &term);
-      return term;
-    }
-    double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
   };
 
   template <class T>
