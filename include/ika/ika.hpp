@@ -26,6 +26,7 @@
 #include "ika/core/random.hpp"
 #include "ika/core/tensor_view.hpp"
 #include "ika/cpu/attention.hpp"
+#include "ika/cpu/fused_backward.hpp"
 #include "ika/cpu/reference.hpp"
 #include "ika/cpu/reference_backward.hpp"
 #include "ika/heads/heads.hpp"

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <initializer_list>
 #include <span>
+#include <type_traits>
 
 #include "ika/autodiff/tape.hpp"
 #include "ika/autodiff/tensor.hpp"
@@ -214,20 +215,22 @@ variable<T> scale(tape<T>& tp, const variable<T>& x, double s) {
 
 // --- reductions ----------------------------------------------------------------------------------
 
-namespace detail_reduce {
+} // namespace ika::ad
+
+namespace ika::detail {
 template <class T>
-variable<T> reduce_axis(tape<T>& tp, const variable<T>& x, int axis, bool keepdim, bool mean, const char* name) {
-  ika::detail::require(x.defined(), "x", "a defined variable");
-  axis = ika::detail::ad_axis(axis, x.shape().rank());
-  const auto sp = ika::detail::ad_split_at(x.shape(), axis);
+ad::variable<T> ad_reduce_axis(ad::tape<T>& tp, const ad::variable<T>& x, int axis, bool keepdim, bool mean, const char* name) {
+  require(x.defined(), "x", "a defined variable");
+  axis = ad_axis(axis, x.shape().rank());
+  const auto sp = ad_split_at(x.shape(), axis);
   std::array<index_t, 4> dims{};
   int rank = 0;
   for (int i = 0; i < x.shape().rank(); ++i) {
     if (i != axis) dims[std::size_t(rank++)] = x.shape()[i];
     else if (keepdim) dims[std::size_t(rank++)] = 1;
   }
-  const bool grad = tape<T>::needs_grad(x);
-  variable<T> y = tp.make_result(shape(std::span<const index_t>(dims.data(), std::size_t(rank))), grad);
+  const bool grad = ad::tape<T>::needs_grad(x);
+  ad::variable<T> y = tp.make_result(ad::shape(std::span<const index_t>(dims.data(), std::size_t(rank))), grad);
   const T s = mean ? T(1) / T(sp.n) : T(1);
   const T* xv = x.value().data();
   T* yv = y.value().data();
@@ -251,10 +254,10 @@ variable<T> reduce_axis(tape<T>& tp, const variable<T>& x, int axis, bool keepdi
 }
 
 template <class T>
-variable<T> reduce_all(tape<T>& tp, const variable<T>& x, bool mean, const char* name) {
-  ika::detail::require(x.defined(), "x", "a defined variable");
-  const bool grad = tape<T>::needs_grad(x);
-  variable<T> y = tp.make_result(shape{}, grad);
+ad::variable<T> ad_reduce_all(ad::tape<T>& tp, const ad::variable<T>& x, bool mean, const char* name) {
+  require(x.defined(), "x", "a defined variable");
+  const bool grad = ad::tape<T>::needs_grad(x);
+  ad::variable<T> y = tp.make_result(ad::shape{}, grad);
   const T s = mean ? T(1) / T(x.size()) : T(1);
   T acc = 0;
   for (T v : x.value()) acc += v;
@@ -268,25 +271,27 @@ variable<T> reduce_all(tape<T>& tp, const variable<T>& x, bool mean, const char*
   }
   return y;
 }
-} // namespace detail_reduce
+} // namespace ika::detail
+
+namespace ika::ad {
 
 // Sum over one axis (negative counts from the end); keepdim leaves it as size 1.
 template <class T>
 variable<T> sum(tape<T>& tp, const variable<T>& x, int axis, bool keepdim = false) {
-  return detail_reduce::reduce_axis(tp, x, axis, keepdim, false, "sum");
+  return ika::detail::ad_reduce_axis(tp, x, axis, keepdim, false, "sum");
 }
 template <class T>
 variable<T> mean(tape<T>& tp, const variable<T>& x, int axis, bool keepdim = false) {
-  return detail_reduce::reduce_axis(tp, x, axis, keepdim, true, "mean");
+  return ika::detail::ad_reduce_axis(tp, x, axis, keepdim, true, "mean");
 }
 // Sum / mean of every element: a rank-0 result.
 template <class T>
 variable<T> sum(tape<T>& tp, const variable<T>& x) {
-  return detail_reduce::reduce_all(tp, x, false, "sum");
+  return ika::detail::ad_reduce_all(tp, x, false, "sum");
 }
 template <class T>
 variable<T> mean(tape<T>& tp, const variable<T>& x) {
-  return detail_reduce::reduce_all(tp, x, true, "mean");
+  return ika::detail::ad_reduce_all(tp, x, true, "mean");
 }
 
 // --- shape operations (results are copies; gradients flow back by the inverse mapping) -----------
@@ -381,7 +386,7 @@ variable<T> slice(tape<T>& tp, const variable<T>& x, int axis, index_t start, in
 
 // Joins tensors of equal shape except along `axis`.
 template <class T>
-variable<T> concat(tape<T>& tp, std::span<const variable<T>> xs, int axis) {
+variable<T> concat(tape<T>& tp, std::type_identity_t<std::span<const variable<T>>> xs, int axis) {
   ika::detail::require(!xs.empty(), "xs", "at least one variable");
   for (const auto& x : xs) ika::detail::require(x.defined(), "xs", "defined variables");
   const shape& first = xs[0].shape();

@@ -41,6 +41,15 @@ struct rbf {
     double row_term(const T* x) const { return -double(simd::sum_of_squares(x, dim)) / (2 * bandwidth_sq); }
     template <class V>
     V log_kernel(const V& s) const { return s; }
+
+    // backward hooks: d log κ / ds, and the chain through prepare_* (features and row term) to x
+    T log_kernel_derivative(T) const { return T(1); }
+    void prepare_query_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
+      for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] * inverse_bandwidth_sq - T(dterm) * x[d] * inverse_bandwidth_sq;
+    }
+    void prepare_key_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
+      for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] - T(dterm) * x[d] * inverse_bandwidth_sq;
+    }
   };
 
   template <class T>
@@ -78,6 +87,14 @@ struct dot_product {
     }
     template <class V>
     V log_kernel(const V& s) const { return s; }
+
+    T log_kernel_derivative(T) const { return T(1); }
+    void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
+      for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] * scale;
+    }
+    void prepare_key_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
+      for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d];
+    }
   };
 
   template <class T>

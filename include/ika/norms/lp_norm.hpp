@@ -51,6 +51,27 @@ struct lp {
       if (exponent == double(p)) return s / divisor;
       return std::pow(s, exponent / double(p)) / divisor;
     }
+
+    // dx += g · ∂μ/∂x (at p = ∞ the subgradient at the first largest entry; 0 at x = 0)
+    void magnitude_backward(const T* x, double g, T* dx) const {
+      if (g == 0) return;
+      const double P = double(p);
+      if (std::isinf(P)) {
+        index_t arg = 0;
+        for (index_t d = 1; d < dim; ++d)
+          if (std::abs(x[d]) > std::abs(x[arg])) arg = d;
+        const double a = std::abs(double(x[arg]));
+        dx[arg] += T(g * exponent / divisor * std::pow(a, exponent - 1) * ((x[arg] > 0) - (x[arg] < 0)));
+        return;
+      }
+      double s = 0;
+      for (index_t d = 0; d < dim; ++d) s += std::pow(std::abs(double(x[d])), P);
+      if (s == 0) return;
+      const double dmu_ds = exponent / P * std::pow(s, exponent / P - 1) / divisor;
+      for (index_t d = 0; d < dim; ++d)
+        if (x[d] != 0)
+          dx[d] += T(g * dmu_ds * P * std::pow(std::abs(double(x[d])), P - 1) * ((x[d] > 0) - (x[d] < 0)));
+    }
   };
 
   template <class T>
@@ -69,6 +90,7 @@ struct no_norm {
   struct bound {
     bool include_query = false;
     double magnitude(const T*) const { return 0; }
+    void magnitude_backward(const T*, double, T*) const {}
   };
   template <class T>
   bound<T> bind(index_t) const { return {}; }

@@ -163,14 +163,26 @@ T max_abs(const T* x, std::ptrdiff_t n) {
   return m;
 }
 
-// y[0:n] = a * y[0:n] + x[0:n]
+// Σ a_d b_d
 template <class T>
-void scale_add(T* y, T a, const T* x, std::ptrdiff_t n) {
+T dot(const T* a, const T* b, std::ptrdiff_t n) {
+  constexpr std::ptrdiff_t W = width<T>;
+  batch<T> acc(T(0));
+  std::ptrdiff_t d = 0;
+  for (; d + W <= n; d += W) acc = xsimd::fma(load(a + d), load(b + d), acc);
+  T s = reduce_add(acc);
+  for (; d < n; ++d) s += a[d] * b[d];
+  return s;
+}
+
+// y[0:n] += a * x[0:n]
+template <class T>
+void axpy(T* y, T a, const T* x, std::ptrdiff_t n) {
   constexpr std::ptrdiff_t W = width<T>;
   std::ptrdiff_t d = 0;
   const batch<T> va(a);
-  for (; d + W <= n; d += W) store(y + d, xsimd::fma(va, load(y + d), load(x + d)));
-  for (; d < n; ++d) y[d] = a * y[d] + x[d];
+  for (; d + W <= n; d += W) store(y + d, xsimd::fma(va, load(x + d), load(y + d)));
+  for (; d < n; ++d) y[d] += a * x[d];
 }
 
 } // namespace ika::simd
