@@ -12,15 +12,8 @@
 #include "ika/autodiff/tensor.hpp"
 #include "ika/core/error.hpp"
 
-namespace ika::ad {
-
-// ---------------------------------------------------------------------------------------------
-// Grad mode and the no_grad scope
-// ---------------------------------------------------------------------------------------------
-
-} // namespace ika::ad
-
 namespace ika::detail {
+// Grad mode, per thread; ad::no_grad switches it off for a scope.
 inline bool& ad_grad_mode() {
   thread_local bool enabled = true;
   return enabled;
@@ -54,10 +47,6 @@ public:
 private:
   bool previous_;
 };
-
-// ---------------------------------------------------------------------------------------------
-// Variables
-// ---------------------------------------------------------------------------------------------
 
 template <class T>
 class tape;
@@ -105,10 +94,6 @@ private:
   explicit variable(std::shared_ptr<detail::ad_var<T>> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<detail::ad_var<T>> impl_;
 };
-
-// ---------------------------------------------------------------------------------------------
-// The tape
-// ---------------------------------------------------------------------------------------------
 
 // Records one node per tensor operation: its inputs, its output and a backward closure that adds
 // the output's gradient, pulled back, into the inputs' gradients. backward() runs the nodes in
