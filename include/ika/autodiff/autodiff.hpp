@@ -11,6 +11,7 @@
 //   tp.backward(loss);   // w.grad() += d loss / d w
 //   tp.reset();          // next step reuses every buffer
 
+#include "ika/autodiff/attention.hpp"
 #include "ika/autodiff/linalg.hpp"
 #include "ika/autodiff/nn.hpp"
 #include "ika/autodiff/ops.hpp"
