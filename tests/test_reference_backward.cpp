@@ -72,15 +72,7 @@ struct backward_case {
   }
 };
 
-// k is laid out (B, L, H, D); the reference gradients are (B, H, L, D): compare in that order.
-std::vector<double> blhd_to_bhld(const std::vector<double>& x, index_t B, index_t L, index_t H, index_t D) {
-  std::vector<double> y(x.size());
-  for (index_t b = 0; b < B; ++b)
-    for (index_t l = 0; l < L; ++l)
-      for (index_t h = 0; h < H; ++h)
-        for (index_t d = 0; d < D; ++d) y[((b * H + h) * L + l) * D + d] = x[((b * L + l) * H + h) * D + d];
-  return y;
-}
+// k is laid out (B, L, H, D); the reference gradients are (B, H, L, D): compare in k's order.
 std::vector<double> bhld_to_blhd(const std::vector<double>& x, index_t B, index_t L, index_t H, index_t D) {
   std::vector<double> y(x.size());
   for (index_t b = 0; b < B; ++b)
