@@ -187,6 +187,15 @@ template <class T>
 
 inline index_t round_up(index_t n, index_t m) { return (n + m - 1) / m * m; }
 
+// The OpenMP team size of a call: the caller's choice, or OpenMP's default for 0.
+inline int thread_team(int threads) {
+#if defined(_OPENMP)
+  return threads > 0 ? threads : omp_get_max_threads();
+#else
+  return threads;
+#endif
+}
+
 // ---- the engine -----------------------------------------------------------------------------
 
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
@@ -226,8 +235,7 @@ public:
         masks_{std::apply([&](const auto&... m) { return std::make_tuple(m.bind(shape)...); }, logit.masks)} {
     F_ = kernel_.feature_dim();
     feature_heads_ = Kernel::head_dependent ? s_.q_heads : s_.kv_heads;
-    panels_ = round_up(s_.k_len, NR) / NR;
-    k_pad_ = panels_ * NR;
+    k_pad_ = round_up(s_.k_len, NR);
     key_tiles_ = (s_.k_len + KT - 1) / KT;
     dv_pad_ = round_up(s_.v_dim, W);
   }
@@ -245,11 +253,7 @@ public:
     key_weight_ = parts[2];
     tile_bias_max_ = parts[3];
     values_ = parts[4];
-#if defined(_OPENMP)
-    const int team = threads > 0 ? threads : omp_get_max_threads();
-#else
-    [[maybe_unused]] const int team = threads;
-#endif
+    [[maybe_unused]] const int team = thread_team(threads);
     // one parallel region: the key pass ends in the worksharing loop's barrier
 #pragma omp parallel num_threads(team)
     {
@@ -542,7 +546,7 @@ private:
   bound_kernel kernel_;
   bound_norm norm_;
   masks_type masks_;
-  index_t F_ = 0, feature_heads_ = 0, panels_ = 0, k_pad_ = 0, key_tiles_ = 0, dv_pad_ = 0;
+  index_t F_ = 0, feature_heads_ = 0, k_pad_ = 0, key_tiles_ = 0, dv_pad_ = 0;
   // the key pass's results, in the calling thread's scratch arena
   T *key_features_ = nullptr, *key_bias_ = nullptr, *key_weight_ = nullptr, *tile_bias_max_ = nullptr, *values_ = nullptr;
 };

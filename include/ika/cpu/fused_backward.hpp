@@ -57,7 +57,7 @@ public:
 
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
            const tensor_view<const T>& out, const row_stat_view<const T>& lse, const tensor_view<const T>& d_out,
-           const attention_grads<T>& grads, int team) {
+           const attention_grads<T>& grads, [[maybe_unused]] int team) {
     const index_t B = s_.batch, Hq = s_.q_heads, Hkv = s_.kv_heads, Lq = s_.q_len, Lk = s_.k_len;
     // per-row data shared by both passes: features, terms, D_i = do_i·o_i
     fq_.assign(std::size_t(B * Hq * Lq * F_), T(0));
@@ -225,13 +225,8 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
   detail::require(lse.batch == q.batch && lse.heads == q.heads && lse.rows == q.rows, "lse", "(B, Hq, Lq) from the forward");
   detail::require(same(grads.dq, q) && same(grads.dk, k) && same(grads.dv, v), "grads",
                   "dq, dk, dv of the shapes of q, k, v");
-#if defined(_OPENMP)
-  const int team = threads > 0 ? threads : omp_get_max_threads();
-#else
-  [[maybe_unused]] const int team = threads;
-#endif
   detail::fused_backward_engine<T, Heads, Kernel, Norm, Masks...> engine(shape, logit);
-  engine.run(q, k, v, out, lse, d_out, grads, team);
+  engine.run(q, k, v, out, lse, d_out, grads, detail::thread_team(threads));
 }
 
 } // namespace ika

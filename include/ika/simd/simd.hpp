@@ -52,8 +52,6 @@ template <class T>
 IKA_ALWAYS_INLINE batch<T> load(const T* p) { return batch<T>::load_unaligned(p); }
 template <class T>
 IKA_ALWAYS_INLINE void store(T* p, const batch<T>& v) { v.store_unaligned(p); }
-template <class T>
-IKA_ALWAYS_INLINE batch<T> splat(T v) { return batch<T>(v); }
 
 // ---- one spelling for scalars and batches --------------------------------------------------
 template <class V>
@@ -80,16 +78,6 @@ template <class V>
 IKA_ALWAYS_INLINE V max(const V& a, const V& b) {
   if constexpr (is_batch<V>::value) return xsimd::max(a, b);
   else return std::max(a, b);
-}
-template <class V>
-IKA_ALWAYS_INLINE V cos(const V& x) {
-  if constexpr (is_batch<V>::value) return xsimd::cos(x);
-  else return std::cos(x);
-}
-template <class V>
-IKA_ALWAYS_INLINE V sin(const V& x) {
-  if constexpr (is_batch<V>::value) return xsimd::sin(x);
-  else return std::sin(x);
 }
 
 // |x|^p for p > 0, with 0^p = 0 (the log form alone would give exp(-inf) = 0 too, kept explicit).
