@@ -153,3 +153,22 @@ TEST_CASE("a fully masked row contributes no gradient") {
   for (std::size_t i = half_v; i < g.dv.size(); ++i) CHECK(g.dv[i] == 0.0);
   CHECK(std::any_of(g.dq.begin(), g.dq.begin() + half_q, [](double x) { return x != 0.0; }));
 }
+
+TEST_CASE("reference backward: d/dp of the lp norm (a learnable p) == central finite differences") {
+  backward_case c;
+  ika::lp norms[] = {ika::lp{2.0}, ika::lp{3.0, ika::norm_exponent::p, ika::norm_divisor::code},
+                     ika::lp{1.8, ika::norm_exponent::two, ika::norm_divisor::paper, true}, ika::lp{0.7}};
+  for (ika::lp n : norms) {
+    INFO("p=" << n.p << " r=" << (n.exponent == ika::norm_exponent::p ? "p" : "2") << " query=" << n.include_query);
+    auto expr_at = [&](double p) {
+      ika::lp m = n;
+      m.p = p;
+      return ika::log_kernel(ika::yaglom_rff{c.W1(), c.W2()}) + ika::magnitude(m) + ika::mask(ika::key_padding{c.lengths});
+    };
+    const auto g = ika::reference::attention_backward(c.Q(), c.K(), c.V(), c.dO(), expr_at(n.p));
+    const double h = 1e-6;
+    const double numeric = (c.loss(expr_at(n.p + h)) - c.loss(expr_at(n.p - h))) / (2 * h);
+    CHECK(std::abs(g.dp - numeric) <= 1e-6 * std::max(1.0, std::abs(numeric)));
+    CHECK(g.dp != 0.0); // the loss does depend on p here
+  }
+}

@@ -26,6 +26,7 @@ struct attention_gradients {
   std::vector<double> dq, dk, dv;             // contiguous (B, Hq, Lq, D), (B, Hkv, Lk, D), (B, Hkv, Lk, Dv)
   std::vector<std::vector<double>> dspectral; // per spectral tensor of the kernel (Ω; or W₁, W₂), contiguous (heads, D, M)
   std::vector<std::vector<double>> dbias;     // per additive_bias mask, in expression order, contiguous in its own sizes
+  double dp = 0;                              // d/dp of the lp norm's exponent (finite p)
 };
 
 namespace detail_backward {
@@ -151,10 +152,25 @@ inline void magnitude_grad(const lp& n, const std::vector<double>& x, double g, 
 }
 inline void magnitude_grad(const no_norm&, const std::vector<double>&, double, double*) {}
 
-template <class Mask>
-inline constexpr bool is_additive_bias = false;
-template <class V>
-inline constexpr bool is_additive_bias<additive_bias<V>> = true;
+// ∂μ/∂p at finite p, differentiating μ = (Σ|x|^p)^(r/p) / c directly (r = p or r = 2)
+inline double magnitude_p_grad(const lp& n, const std::vector<double>& x) {
+  if (std::isinf(n.p)) return 0;
+  const double D = double(x.size());
+  const double c = n.divisor == norm_divisor::paper ? 2 * std::sqrt(D) : 2 * std::pow(D, 0.25);
+  double s = 0, ds = 0; // s = Σ|x|^p, ds/dp = Σ|x|^p log|x|
+  for (double v : x)
+    if (v != 0) {
+      s += std::pow(std::abs(v), n.p);
+      ds += std::pow(std::abs(v), n.p) * std::log(std::abs(v));
+    }
+  if (s == 0) return 0;
+  if (n.exponent == norm_exponent::p) return ds / c;
+  // d/dp exp((2/p) log s) = s^(2/p) (−2/p² log s + (2/p) ds/s)
+  return std::pow(s, 2 / n.p) * (-2 / (n.p * n.p) * std::log(s) + 2 / n.p * ds / s) / c;
+}
+inline double magnitude_p_grad(const no_norm&, const std::vector<double>&) { return 0; }
+
+using ika::detail::is_additive_bias;
 
 } // namespace detail_backward
 
@@ -243,7 +259,10 @@ attention_gradients attention_backward(tensor_view<Q> q_in, tensor_view<K> k_in,
         if constexpr (feature_kernel<Kernel>) feature_grad(logit.kernel, h, q_row, dqi.data(), dq, grads.dspectral);
         else
           for (index_t d = 0; d < D; ++d) dq[d] += dqi[d];
-        if (includes_query(logit.norm)) magnitude_grad(logit.norm, q_row, dquery_magnitude, dq);
+        if (includes_query(logit.norm)) {
+          magnitude_grad(logit.norm, q_row, dquery_magnitude, dq);
+          grads.dp += dquery_magnitude * magnitude_p_grad(logit.norm, q_row);
+        }
       }
       for (index_t j = 0; j < Lk; ++j) {
         double* dk = grads.dk.data() + ((b * Hkv + hk) * Lk + j) * D;
@@ -251,6 +270,7 @@ attention_gradients attention_backward(tensor_view<Q> q_in, tensor_view<K> k_in,
         else
           for (index_t d = 0; d < D; ++d) dk[d] += dkeys[j][d];
         magnitude_grad(logit.norm, key_rows[j], dkey_magnitude[j], dk);
+        grads.dp += dkey_magnitude[j] * magnitude_p_grad(logit.norm, key_rows[j]);
       }
     }
   return grads;

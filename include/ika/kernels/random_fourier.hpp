@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -83,6 +84,7 @@ struct packed_spectral {
   static constexpr index_t group = 4;
   static constexpr index_t block = group * index_t(simd::width<T>);
   index_t heads = 0, dim = 0, count = 0, padded = 0;
+  double factor = 1;  // z = factor · Ωᵀx
   T* data = nullptr; // storage_size(w) values, owned by the caller (the bound kernel's arena)
 
   template <class S>
@@ -92,13 +94,36 @@ struct packed_spectral {
 
   template <class S>
   packed_spectral(const spectral_view<const S>& w, double factor, T* storage)
-      : heads(w.heads), dim(w.dim), count(w.count), padded((w.count + block - 1) / block * block), data(storage) {
+      : heads(w.heads), dim(w.dim), count(w.count), padded((w.count + block - 1) / block * block), factor(factor),
+        data(storage) {
     std::fill(data, data + storage_size(w), T(0));
     for (index_t h = 0; h < heads; ++h)
       for (index_t d = 0; d < dim; ++d)
         for (index_t m = 0; m < count; ++m) data[(h * dim + d) * padded + m] = T(factor * double(w(h, d, m)));
   }
   const T* head(index_t h) const { return data + (heads == 1 ? 0 : h) * dim * padded; }
+
+  // z[0:count] = factor · Ω_hᵀ x for one row (the backward's recomputation)
+  void project_row(index_t h, const T* x, T* z) const {
+    const T* omega = head(h);
+    std::fill(z, z + count, T(0));
+    for (index_t d = 0; d < dim; ++d) {
+      const T xd = x[d];
+      const T* w = omega + d * padded;
+      for (index_t m = 0; m < count; ++m) z[m] += xd * w[m];
+    }
+  }
+  // dx += factor · Ω_h dz: the pull-back of project_row
+  void project_row_backward(index_t h, const T* dz, T* dx) const {
+    const T* omega = head(h);
+    for (index_t d = 0; d < dim; ++d) dx[d] += simd::dot(omega + d * padded, dz, count);
+  }
+  // out(h, d, m) += factor · G[d][m] for G of row stride ld: Σ_rows x ⊗ dz, pulled back to Ω
+  template <class U>
+  void add_spectral_gradient(index_t h, const U* G, index_t ld, const spectral_view<U>& out) const {
+    for (index_t d = 0; d < dim; ++d)
+      for (index_t m = 0; m < count; ++m) out(h, d, m) += U(factor) * G[d * ld + m];
+  }
 
   // Rows projected together: each load of Ω serves that many rows (a small GEMM).
   static constexpr index_t rows = simd::vector_registers >= 32 ? 4 : 2;
@@ -164,6 +189,10 @@ struct rff_bound_common {
   }
   template <class V>
   V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
+  T log_kernel_derivative(T s) const {
+    if (estimate == rff_estimate::squared) return T(2) * s / (s * s + T(epsilon));
+    return s > T(epsilon) ? T(1) / s : T(0);
+  }
 
   double prepare_query(index_t h, const T* x, T* features) const {
     double term;
@@ -235,6 +264,25 @@ struct random_fourier {
       }
       std::fill(terms, terms + n, 0.0);
     }
+
+    // backward: z = Ωᵀx per row; dz = d loss/dz (length projection_dim()), dx += Ω dz
+    static constexpr int spectral_tensors = 1;
+    index_t spectral_heads() const { return omega.heads; }
+    index_t projection_dim() const { return omega.count; }
+    void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
+      const index_t M = omega.count;
+      omega.project_row(h, x, dz);
+      for (index_t m = 0; m < M; ++m) {
+        const T z = dz[m];
+        dz[m] = feature_scale * (-std::sin(z) * dfeatures[m] + std::cos(z) * dfeatures[M + m]);
+      }
+      omega.project_row_backward(h, dz, dx);
+    }
+    // d Ω_h += G, G = Σ_rows x ⊗ dz of one head (D × projection_dim(), row stride ld)
+    template <class U>
+    void add_spectral_gradient(index_t h, const U* G, index_t ld, const std::array<spectral_view<U>, 2>& out) const {
+      omega.add_spectral_gradient(h, G, ld, out[0]);
+    }
   };
 
   template <class T>
@@ -304,6 +352,27 @@ struct yaglom_rff {
       }
       std::fill(terms, terms + n, 0.0);
     }
+
+    // backward: a = 2πW₁ᵀx, b = 2πW₂ᵀx; dz = [d loss/da, d loss/db]
+    static constexpr int spectral_tensors = 2;
+    index_t spectral_heads() const { return w1.heads; }
+    index_t projection_dim() const { return 2 * w1.count; }
+    void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
+      const index_t M = w1.count;
+      w1.project_row(h, x, dz);
+      w2.project_row(h, x, dz + M);
+      for (index_t m = 0; m < 2 * M; ++m) {
+        const T z = dz[m];
+        dz[m] = feature_scale * (-std::sin(z) * dfeatures[m % M] + std::cos(z) * dfeatures[M + m % M]);
+      }
+      w1.project_row_backward(h, dz, dx);
+      w2.project_row_backward(h, dz + M, dx);
+    }
+    template <class U>
+    void add_spectral_gradient(index_t h, const U* G, index_t ld, const std::array<spectral_view<U>, 2>& out) const {
+      w1.add_spectral_gradient(h, G, ld, out[0]);
+      w2.add_spectral_gradient(h, G + w1.count, ld, out[1]);
+    }
   };
 
   template <class T>
@@ -321,6 +390,18 @@ struct yaglom_rff {
             detail::packed_spectral<T>(w2, two_pi, storage[1]), T(1.0 / std::sqrt(4.0 * double(w1.count)))};
   }
 };
+
+namespace detail {
+// The spectral tensors of a kernel, in the order of attention_grads::dspectral.
+template <class S>
+std::array<spectral_view<const S>, 2> spectral_points(const random_fourier<S>& k) {
+  return {k.omega, {}};
+}
+template <class S>
+std::array<spectral_view<const S>, 2> spectral_points(const yaglom_rff<S>& k) {
+  return {k.w1, k.w2};
+}
+} // namespace detail
 
 template <class S, class... Options>
 random_fourier(spectral_view<S>, Options...) -> random_fourier<std::remove_const_t<S>>;

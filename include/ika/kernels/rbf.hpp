@@ -43,6 +43,7 @@ struct rbf {
     V log_kernel(const V& s) const { return s; }
 
     // backward hooks: d log κ / ds, and the chain through prepare_* (features and row term) to x
+    static constexpr bool log_kernel_is_identity = true; // the backward may skip the epilogue's chain rule
     T log_kernel_derivative(T) const { return T(1); }
     void prepare_query_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] * inverse_bandwidth_sq - T(dterm) * x[d] * inverse_bandwidth_sq;
@@ -88,6 +89,7 @@ struct dot_product {
     template <class V>
     V log_kernel(const V& s) const { return s; }
 
+    static constexpr bool log_kernel_is_identity = true;
     T log_kernel_derivative(T) const { return T(1); }
     void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] * scale;
@@ -128,6 +130,15 @@ struct laplacian {
     double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
     template <class V>
     V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
+
+    // backward: the features are the row itself; d|a − b|/da = sign(a − b) is the engine's part
+    T log_kernel_derivative(T) const { return negative_inverse_bandwidth; }
+    void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
+      for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d];
+    }
+    void prepare_key_backward(index_t h, const T* x, const T* dfeatures, double dterm, T* dx) const {
+      prepare_query_backward(h, x, dfeatures, dterm, dx);
+    }
   };
 
   template <class T>

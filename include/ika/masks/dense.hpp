@@ -106,6 +106,13 @@ struct additive_bias {
   }
 };
 
+namespace detail {
+template <class Mask>
+inline constexpr bool is_additive_bias = false;
+template <class V>
+inline constexpr bool is_additive_bias<additive_bias<V>> = true;
+} // namespace detail
+
 template <class V>
 additive_bias(dense_view<V>) -> additive_bias<std::remove_const_t<V>>;
 

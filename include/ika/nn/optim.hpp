@@ -55,6 +55,12 @@ public:
                          "momentum > 0 and dampening = 0 (as PyTorch)");
     for (auto& p : params_) buffers_.emplace_back(std::size_t(p.value().size()), 0.0);
   }
+  // The learning rate, for schedules (nn/schedule.hpp).
+  double lr() const { return o_.lr; }
+  void set_lr(double lr) {
+    ika::detail::require(lr >= 0 && std::isfinite(lr), "lr", "a finite lr >= 0, got ", lr);
+    o_.lr = lr;
+  }
   void step() {
     for (std::size_t k = 0; k < params_.size(); ++k) {
       auto& p = params_[k];
@@ -99,6 +105,12 @@ public:
       m_.emplace_back(std::size_t(p.value().size()), 0.0);
       v_.emplace_back(std::size_t(p.value().size()), 0.0);
     }
+  }
+  // The learning rate, for schedules (nn/schedule.hpp).
+  double lr() const { return o_.lr; }
+  void set_lr(double lr) {
+    ika::detail::require(lr >= 0 && std::isfinite(lr), "lr", "a finite lr >= 0, got ", lr);
+    o_.lr = lr;
   }
   void step() {
     ++steps_;

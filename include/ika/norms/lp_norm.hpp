@@ -42,6 +42,7 @@ struct lp {
     double exponent;
     double divisor;
     bool include_query;
+    bool exponent_is_p; // r follows p (the learnable-p derivative differs)
 
     // ‖x‖_p^r / c, reduced in T with SIMD and finished in double.
     double magnitude(const T* x) const {
@@ -72,6 +73,24 @@ struct lp {
         if (x[d] != 0)
           dx[d] += T(g * dmu_ds * P * std::pow(std::abs(double(x[d])), P - 1) * ((x[d] > 0) - (x[d] < 0)));
     }
+
+    // ∂μ/∂p for a learnable p (finite p). With s = Σ|x|^p and t = Σ|x|^p log|x|:
+    // r = p: μ = s/c, ∂μ/∂p = t/c;  fixed r: μ = s^(r/p)/c, ∂μ/∂p = μ (r/p)(t/s − log(s)/p).
+    double magnitude_p_derivative(const T* x) const {
+      const double P = double(p);
+      double s = 0, t = 0;
+      for (index_t d = 0; d < dim; ++d) {
+        const double a = std::abs(double(x[d]));
+        if (a == 0) continue;
+        const double ap = std::pow(a, P);
+        s += ap;
+        t += ap * std::log(a);
+      }
+      if (s == 0) return 0;
+      if (exponent_is_p) return t / divisor;
+      const double mu = std::pow(s, exponent / P) / divisor;
+      return mu * exponent / P * (t / s - std::log(s) / P);
+    }
   };
 
   template <class T>
@@ -79,7 +98,7 @@ struct lp {
     detail::require(p > 0 && !std::isnan(p), "lp.p", "p > 0 or p = infinity, got ", p);
     detail::require(!(exponent == norm_exponent::p && std::isinf(p)), "lp.exponent",
                     "a finite p with norm_exponent::p (‖x‖_∞^∞ is undefined); use norm_exponent::two");
-    return {dim, T(p), resolved_exponent(), resolved_divisor(dim), include_query};
+    return {dim, T(p), resolved_exponent(), resolved_divisor(dim), include_query, exponent == norm_exponent::p};
   }
 };
 
