@@ -216,6 +216,24 @@ TEST_CASE("element-wise functions") {
     check_gradients({leaf(s, seed++, true, -2, 2)}, [](auto& tp, const auto& x) { return ad::exp(tp, x[0]); });
     check_gradients({leaf(s, seed++, true, 0.3, 3)}, [](auto& tp, const auto& x) { return ad::log(tp, x[0]); });
     check_gradients({leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::scale(tp, x[0], -2.5); });
+    check_gradients({leaf(s, seed++, true, -2, 2, 1e-3)}, [](auto& tp, const auto& x) { return ad::abs(tp, x[0]); });
+    // x in (−2, 2) against the bounds ±1: both clamped and passing entries (1e-3 from the kinks)
+    check_gradients({leaf(s, seed++, true, -2, 2, 1e-3)},
+                    [](auto& tp, const auto& x) { return ad::clamp(tp, x[0], -1.0, 1.0); });
+    check_gradients({leaf(s, seed++, true, -3, 3)}, [](auto& tp, const auto& x) { return ad::normal_cdf(tp, x[0]); });
+  }
+  {
+    // values: Φ(0) = 1/2, Φ(1.959963984540054) = 0.975 (the two-sided 95 % quantile), Φ(−1) = 0.15865525393145707
+    ad::tape<double> tp;
+    var z(ad::tensor<double>({3}, {0.0, 1.959963984540054, -1.0}));
+    auto phi = ad::normal_cdf(tp, z);
+    CHECK(phi.value()[0] == 0.5);
+    CHECK(phi.value()[1] == doctest::Approx(0.975).epsilon(1e-14));
+    CHECK(phi.value()[2] == doctest::Approx(0.15865525393145707).epsilon(1e-14));
+    auto c = ad::clamp(tp, z, -0.5, 1.0);
+    CHECK(c.value()[1] == 1.0);
+    CHECK(c.value()[2] == -0.5);
+    CHECK(ad::abs(tp, z).value()[2] == 1.0);
   }
   // values: PyTorch's exact gelu(1) = 0.8413447460685429, gelu(-1) = -0.15865525393145707
   ad::tape<double> tp;

@@ -5,6 +5,7 @@
 // (tape, inputs…) → result: it computes the value into tape storage and, when an input requires
 // grad and grad mode is on, records one node whose closure accumulates the input gradients.
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -203,6 +204,31 @@ template <class T>
 variable<T> log(tape<T>& tp, const variable<T>& x) {
   return ika::detail::ad_unary(
       tp, x, "log", [](T v) { return std::log(v); }, [](T v, T) { return T(1) / v; });
+}
+
+// |x|, with the subgradient 0 at x = 0.
+template <class T>
+variable<T> abs(tape<T>& tp, const variable<T>& x) {
+  return ika::detail::ad_unary(
+      tp, x, "abs", [](T v) { return std::abs(v); }, [](T v, T) { return T((v > 0) - (v < 0)); });
+}
+
+// min(max(x, lo), hi); the gradient passes where lo < x < hi.
+template <class T>
+variable<T> clamp(tape<T>& tp, const variable<T>& x, double lo, double hi) {
+  ika::detail::require(lo <= hi, "lo", "lo <= hi, got lo = ", lo, ", hi = ", hi);
+  const T a = T(lo), b = T(hi);
+  return ika::detail::ad_unary(
+      tp, x, "clamp", [a, b](T v) { return std::min(std::max(v, a), b); },
+      [a, b](T v, T) { return v > a && v < b ? T(1) : T(0); });
+}
+
+// Φ(x), the standard normal distribution function.
+template <class T>
+variable<T> normal_cdf(tape<T>& tp, const variable<T>& x) {
+  return ika::detail::ad_unary(
+      tp, x, "normal_cdf", [](T v) { return T(0.5) * std::erfc(-v * T(0.70710678118654752440)); },
+      [](T v, T) { return T(0.39894228040143267794) * std::exp(T(-0.5) * v * v); });
 }
 
 // y = s·x for a constant s.

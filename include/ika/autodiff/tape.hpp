@@ -161,6 +161,16 @@ public:
     output.impl()->producer = std::ptrdiff_t(nodes_.size() - 1);
   }
 
+  // Keeps a copy of `value` alive until reset(), for a backward closure to point to (an
+  // operation's parameters that are not tensors, such as an attention's logit expression).
+  template <class U>
+  const U& keep(U value) {
+    auto held = std::make_shared<U>(std::move(value));
+    const U& ref = *held;
+    kept_.push_back(std::move(held));
+    return ref;
+  }
+
   // Appends inputs for an operation with many of them (concat); returns where they start. The
   // node that uses them passes an empty input list to record().
   std::size_t link(const variable<T>& v) {
@@ -190,6 +200,7 @@ public:
   void reset() {
     nodes_.clear();
     links_.clear();
+    kept_.clear();
     used_ = 0;
   }
 
@@ -232,6 +243,7 @@ private:
   std::vector<node> nodes_;
   std::vector<std::shared_ptr<impl_type>> links_; // inputs of the nodes, kept alive while recorded
   std::vector<std::shared_ptr<impl_type>> pool_;  // results and saved tensors, handed out in order
+  std::vector<std::shared_ptr<const void>> kept_; // values held for closures until reset()
   std::size_t used_ = 0;
 };
 
