@@ -73,7 +73,7 @@ void check_attention_inputs(const logit_expression<Kernel, Norm, Masks...>& logi
 
 // y = attention(q, k, v; logit). The tape keeps a copy of the expression for the backward; the
 // data its views read (masks, spectral points) must stay unchanged until tape.backward().
-template <class T, class Kernel, class Norm, class... Masks>
+template <class Heads = grouped_heads, class T, class Kernel, class Norm, class... Masks>
 variable<T> attention(tape<T>& tp, const variable<T>& q, const variable<T>& k, const variable<T>& v,
                       const logit_expression<Kernel, Norm, Masks...>& logit, const attention_inputs<T>& inputs = {}) {
   auto rank4 = [](const variable<T>& x, const char* name) {
@@ -93,7 +93,7 @@ variable<T> attention(tape<T>& tp, const variable<T>& q, const variable<T>& k, c
   for (const variable<T>* x : params) grad = grad || (x->defined() && tape<T>::needs_grad(*x));
   variable<T> y = tp.make_result(shape{B, Hq, Lq, Dv}, grad);
   tensor<T>& lse = tp.saved(shape{B, Hq, Lq});
-  ika::attention(bhld(q.value().data(), B, Hq, Lq, D), bhld(k.value().data(), ks[0], Hkv, Lk, ks[3]),
+  ika::attention<Heads>(bhld(q.value().data(), B, Hq, Lq, D), bhld(k.value().data(), ks[0], Hkv, Lk, ks[3]),
                  bhld(v.value().data(), vs[0], vs[1], vs[2], Dv), bhld(y.value().data(), B, Hq, Lq, Dv), logit,
                  {.lse = bhl(lse.data(), B, Hq, Lq)});
   if (!grad) return y;
@@ -136,7 +136,7 @@ variable<T> attention(tape<T>& tp, const variable<T>& q, const variable<T>& k, c
       grads.dbias = dense(dbias, d[0], d[1], d[2], d[3]);
     }
     if (pp && pp->requires_grad) grads.dp = take(1);
-    ika::attention_backward(bhld(pq->value.data(), B, Hq, Lq, D), bhld(pk->value.data(), B, Hkv, Lk, D),
+    ika::attention_backward<Heads>(bhld(pq->value.data(), B, Hq, Lq, D), bhld(pk->value.data(), B, Hkv, Lk, D),
                             bhld(pv->value.data(), B, Hkv, Lk, Dv), out, lse_view, d_out, *expr, grads);
     auto accumulate = [](ika::detail::ad_var<T>* p, const T* g) {
       if (p && p->requires_grad && g)
