@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
+#include <omp.h>
 #include <functional>
 #include <numbers>
 #include <string>
@@ -308,4 +310,35 @@ TEST_CASE("a small Transformer memorises a synthetic task with each attention ki
   memorise(nn::multihead_attention<float, yaglom, ika::lp, nn::copula_points<float>>(
                config, {}, ika::lp{1.8}, nn::copula_points<float>({heads, hd, 16}, heads, 4)),
            "MIKAN (copula)");
+}
+
+TEST_CASE("a training step's gradients are bitwise identical for 1 and 2 threads") {
+  // large enough that Eigen's products and the attention engine would split their work
+  constexpr index_t N = 4, L = 64, model = 64, heads = 4;
+  const auto inputs = random_variable<float>({N, L, model}, 8, 1.0, false);
+  std::vector<int> labels{0, 1, 2, 1};
+  auto gradients = [&](int threads) {
+    omp_set_num_threads(threads);
+    using source = nn::copula_points<float>;
+    nn::multihead_attention<float, ika::yaglom_rff<float>, ika::lp, source> attention(
+        {.d_model = model, .heads = heads, .seed = 2}, {}, ika::lp{3.0}, source({heads, model / heads, 16}, heads, 3));
+    nn::encoder_layer<float, decltype(attention)> layer(attention, model, 128, 0.1, nn::activation::gelu, false, 4);
+    nn::linear<float> head(model, 3, true, 5);
+    nn::parameter_list<float> params;
+    layer.collect(params, "");
+    head.collect(params, "head.");
+    ad::tape<float> tp;
+    auto logits = head(tp, ad::mean(tp, layer(tp, inputs), 1));
+    auto loss = ad::add(tp, ad::softmax_cross_entropy(tp, logits, std::span<const int>(labels)),
+                        layer.self_attn().regularizer(tp, double(N)));
+    tp.backward(loss);
+    std::vector<float> all;
+    for (const auto& p : params) all.insert(all.end(), p.value.grad().begin(), p.value.grad().end());
+    return all;
+  };
+  const int saved = omp_get_max_threads();
+  const auto one = gradients(1), two = gradients(2);
+  omp_set_num_threads(saved);
+  REQUIRE(one.size() == two.size());
+  CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
 }
