@@ -283,7 +283,7 @@ TEST_CASE("a small Transformer memorises a synthetic task with each attention ki
       auto ce = ad::softmax_cross_entropy(tp, logits, std::span<const int>(labels));
       auto loss = ce;
       if (auto r = layer.self_attn().regularizer(tp, double(N)); r.defined()) loss = ad::add(tp, loss, r);
-      for (auto& p : params) p.value.zero_grad();
+      nn::zero_grad(params);
       tp.backward(loss);
       opt.step();
       (step == 0 ? first : last) = ce.value()[0];

@@ -42,6 +42,12 @@ std::vector<ad::variable<T>> variables(const parameter_list<T>& params) {
   return out;
 }
 
+// Zeroes every parameter's gradient (before a backward pass: leaves accumulate).
+template <class T>
+void zero_grad(const parameter_list<T>& params) {
+  for (const auto& p : params) ad::variable<T>(p.value).zero_grad(); // a handle: shares the storage
+}
+
 // A leaf that requires grad, element i (row-major) set to init(i).
 template <class T, class Init>
   requires std::is_invocable_v<Init&, index_t>
