@@ -19,6 +19,7 @@
 #include "ika/kernels/random_fourier.hpp"
 #include "ika/kernels/rbf.hpp"
 #include "ika/norms/lp_norm.hpp"
+#include "ika/norms/magnitude_dropout.hpp"
 
 namespace ika::reference {
 
@@ -108,6 +109,32 @@ inline double magnitude(const lp& n, const std::vector<double>& x) {
 inline double magnitude(const no_norm&, const std::vector<double>&) { return 0; }
 inline bool includes_query(const lp& n) { return n.include_query; }
 inline bool includes_query(const no_norm&) { return false; }
+// magnitude dropout: the inner norm's μ, times the pair's factor keep_ij / (1 − rate)
+template <class Norm>
+double magnitude(const magnitude_dropout<Norm>& n, const std::vector<double>& x) {
+  return magnitude(n.norm, x);
+}
+template <class Norm>
+bool includes_query(const magnitude_dropout<Norm>& n) {
+  return includes_query(n.norm);
+}
+template <class Norm>
+double pair_factor(const Norm&, const attention_shape&, index_t, index_t, index_t, index_t) {
+  return 1.0;
+}
+template <class Norm>
+double pair_factor(const magnitude_dropout<Norm>& n, const attention_shape& s, index_t b, index_t h, index_t i, index_t j) {
+  return n.factor(s, b, h, i, j);
+}
+template <class T, class Norm>
+void check_norm(const Norm& n, index_t dim) {
+  if constexpr (detail::is_magnitude_dropout<Norm>) {
+    n.check();
+    (void)n.norm.template bind<T>(dim);
+  } else {
+    (void)n.template bind<T>(dim);
+  }
+}
 
 // ---- the engine -----------------------------------------------------------------------------
 
@@ -129,7 +156,7 @@ void attention(tensor_view<Q> q_in, tensor_view<K> k_in, tensor_view<V> v_in, te
   const attention_shape s = detail::check_attention_args<Heads>(q, k, v, out, options);
   // binding validates the parameters exactly as the fused engine does
   (void)logit.kernel.template bind<T>(s.q_heads, s.qk_dim);
-  (void)logit.norm.template bind<T>(s.qk_dim);
+  check_norm<T>(logit.norm, s.qk_dim);
   const auto masks = std::apply([&](const auto&... m) { return std::make_tuple(m.bind(s)...); }, logit.masks);
   if (weights) weights->assign(std::size_t(s.batch * s.q_heads * s.q_len * s.k_len), 0.0);
 
@@ -154,7 +181,9 @@ void attention(tensor_view<Q> q_in, tensor_view<K> k_in, tensor_view<V> v_in, te
           double bias = 0;
           std::apply([&](const auto&... m) { ((bias += m.bias(b, h, i, j)), ...); }, masks);
           logits[j] = bias == minus_inf ? minus_inf
-                                        : log_kernel(logit.kernel, qi, keys[j]) + key_magnitude[j] + query_magnitude + bias;
+                                        : log_kernel(logit.kernel, qi, keys[j]) +
+                                              pair_factor(logit.norm, s, b, h, i, j) * (key_magnitude[j] + query_magnitude) +
+                                              bias;
           row_max = std::max(row_max, logits[j]);
         }
         T* o = out.row(b, h, i);

@@ -169,6 +169,14 @@ inline double magnitude_p_grad(const lp& n, const std::vector<double>& x) {
   return std::pow(s, 2 / n.p) * (-2 / (n.p * n.p) * std::log(s) + 2 / n.p * ds / s) / c;
 }
 inline double magnitude_p_grad(const no_norm&, const std::vector<double>&) { return 0; }
+template <class Norm>
+void magnitude_grad(const magnitude_dropout<Norm>& n, const std::vector<double>& x, double g, double* dx) {
+  magnitude_grad(n.norm, x, g, dx);
+}
+template <class Norm>
+double magnitude_p_grad(const magnitude_dropout<Norm>& n, const std::vector<double>& x) {
+  return magnitude_p_grad(n.norm, x);
+}
 
 using ika::detail::is_additive_bias;
 
@@ -189,6 +197,7 @@ attention_gradients attention_backward(tensor_view<Q> q_in, tensor_view<K> k_in,
   ika::detail::require(d_out.batch == q.batch && d_out.heads == q.heads && d_out.rows == q.rows && d_out.cols == v.cols,
                        "d_out", "the shape of out (", q.batch, ", ", q.heads, ", ", q.rows, ", ", v.cols, ")");
   const index_t B = q.batch, Hq = q.heads, Hkv = k.heads, Lq = q.rows, Lk = k.rows, D = q.cols, Dv = v.cols;
+  const attention_shape shape{B, Hq, Hkv, Lq, Lk, D, Dv};
 
   attention_gradients grads;
   grads.dq.assign(std::size_t(B * Hq * Lq * D), 0.0);
@@ -238,8 +247,9 @@ attention_gradients attention_backward(tensor_view<Q> q_in, tensor_view<K> k_in,
           }
           const double dlogit = a[j] * (dp - row_dot);
           log_kernel_grad(logit.kernel, qi, keys[j], dlogit, dqi.data(), dkeys[j].data());
-          dkey_magnitude[j] += dlogit;
-          dquery_magnitude += dlogit;
+          const double factor = pair_factor(logit.norm, shape, b, h, i, j); // magnitude dropout, else 1
+          dkey_magnitude[j] += dlogit * factor;
+          dquery_magnitude += dlogit * factor;
           std::size_t bias_index = 0;
           std::apply(
               [&](const auto&... m) {
