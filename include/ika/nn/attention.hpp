@@ -17,11 +17,13 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "ika/autodiff/attention.hpp"
 #include "ika/autodiff/ops.hpp"
 #include "ika/core/error.hpp"
 #include "ika/core/random.hpp"
+#include "ika/cpu/reference.hpp"
 #include "ika/heads/heads.hpp"
 #include "ika/kernels/random_fourier.hpp"
 #include "ika/kernels/rbf.hpp"
@@ -134,32 +136,37 @@ public:
   // x: (B, L, d_model) → (B, L, d_model); masks are any ika masks over (B, H, L, L).
   template <class... Masks>
   ad::variable<T> operator()(ad::tape<T>& tp, const ad::variable<T>& x, const Masks&... masks) {
-    ika::detail::require(x.defined() && x.shape().rank() == 3 && x.shape()[2] == c_.d_model, "x",
-                         "a tensor (B, L, ", c_.d_model, "), got ",
-                         x.defined() ? x.shape().str() : std::string("an undefined variable"));
-    const index_t B = x.shape()[0], L = x.shape()[1];
-    auto split = [&](const ad::variable<T>& y, index_t heads) {
-      return ad::transpose(tp, ad::reshape(tp, y, ad::shape{B, L, heads, D_}), 1, 2); // (B, heads, L, D)
-    };
-    const auto q = split(q_proj_(tp, x), c_.heads);
-    const auto k = split(k_proj_(tp, x), c_.kv_heads);
-    const auto v = split(v_proj_(tp, x), c_.kv_heads);
+    const auto [q, k, v] = project(tp, x);
     ad::attention_inputs<T> inputs;
-    Norm norm = norm_;
-    if (p_.defined()) {
-      // a projected step: p stays >= min_p
-      p_.value()[0] = std::max(p_.value()[0], T(c_.min_p));
-      if constexpr (std::is_same_v<Norm, lp>) norm.p = double(p_.value()[0]);
-      inputs.p = p_;
-    }
-    Kernel kernel = kernel_;
-    if constexpr (spectral_tensors > 0) {
-      inputs.spectral = source_(tp, q, k);
-      kernel = detail::with_points(kernel_, inputs.spectral);
-    }
+    const auto [kernel, norm] = bind_parameters(tp, q, k, inputs);
     const auto logit = ((ika::log_kernel(kernel) + ika::magnitude(norm)) + ... + ika::mask(masks));
     const auto y = ad::attention<Heads>(tp, q, k, v, logit, inputs); // (B, H, L, D)
+    const index_t B = x.shape()[0], L = x.shape()[1];
     return out_proj_(tp, ad::reshape(tp, ad::transpose(tp, y, 1, 2), ad::shape{B, L, c_.heads * D_}));
+  }
+
+  // The attention weights (B, H, L, L) for x (B, L, d_model), in double by the reference engine,
+  // with the evaluation-mode spectral points: for inspection (attention maps), not for training.
+  template <class... Masks>
+  std::vector<double> attention_weights(const ad::variable<T>& x, const Masks&... masks) {
+    ad::no_grad no_recording;
+    ad::tape<T> tp;
+    const bool was_training = training_;
+    train(false);
+    const auto [q, k, v] = project(tp, x);
+    ad::attention_inputs<T> inputs;
+    const auto [kernel, norm] = bind_parameters(tp, q, k, inputs);
+    const auto logit = ((ika::log_kernel(kernel) + ika::magnitude(norm)) + ... + ika::mask(masks));
+    const auto& qs = q.shape();
+    const auto& ks = k.shape();
+    std::vector<T> out(std::size_t(qs.numel()));
+    std::vector<double> weights;
+    ika::reference::attention<Heads>(bhld(q.value().data(), qs[0], qs[1], qs[2], qs[3]),
+                                     bhld(k.value().data(), ks[0], ks[1], ks[2], ks[3]),
+                                     bhld(v.value().data(), ks[0], ks[1], ks[2], ks[3]),
+                                     bhld(out.data(), qs[0], qs[1], qs[2], qs[3]), logit, {}, &weights);
+    train(was_training);
+    return weights;
   }
 
   // The spectral source's loss term for the last forward (undefined when it has none), divided by
@@ -177,7 +184,10 @@ public:
     source_.collect(out, prefix + "spectral.");
     if (p_.defined()) out.push_back({prefix + "p", p_});
   }
-  void train(bool on) { source_.train(on); }
+  void train(bool on) {
+    training_ = on;
+    source_.train(on);
+  }
 
   const attention_config& config() const { return c_; }
   index_t head_dim() const { return D_; }
@@ -185,6 +195,40 @@ public:
   const Source& source() const { return source_; }
 
 private:
+  struct projections {
+    ad::variable<T> q, k, v;
+  };
+  // (B, L, d_model) → q (B, H, L, D), k and v (B, Hkv, L, D)
+  projections project(ad::tape<T>& tp, const ad::variable<T>& x) const {
+    ika::detail::require(x.defined() && x.shape().rank() == 3 && x.shape()[2] == c_.d_model, "x",
+                         "a tensor (B, L, ", c_.d_model, "), got ",
+                         x.defined() ? x.shape().str() : std::string("an undefined variable"));
+    const index_t B = x.shape()[0], L = x.shape()[1];
+    auto split = [&](const ad::variable<T>& y, index_t heads) {
+      return ad::transpose(tp, ad::reshape(tp, y, ad::shape{B, L, heads, D_}), 1, 2);
+    };
+    return {split(q_proj_(tp, x), c_.heads), split(k_proj_(tp, x), c_.kv_heads), split(v_proj_(tp, x), c_.kv_heads)};
+  }
+
+  // This forward's kernel (spectral views on the source's points) and norm (the learnable p),
+  // and the variables behind them for the attention node.
+  std::pair<Kernel, Norm> bind_parameters(ad::tape<T>& tp, const ad::variable<T>& q, const ad::variable<T>& k,
+                                          ad::attention_inputs<T>& inputs) {
+    Norm norm = norm_;
+    if (p_.defined()) {
+      // a projected step: p stays >= min_p
+      p_.value()[0] = std::max(p_.value()[0], T(c_.min_p));
+      if constexpr (std::is_same_v<Norm, lp>) norm.p = double(p_.value()[0]);
+      inputs.p = p_;
+    }
+    Kernel kernel = kernel_;
+    if constexpr (spectral_tensors > 0) {
+      inputs.spectral = source_(tp, q, k);
+      kernel = detail::with_points(kernel_, inputs.spectral);
+    }
+    return {kernel, norm};
+  }
+
   static attention_config resolved(attention_config c) {
     ika::detail::require(c.heads >= 1 && c.d_model >= 1 && c.d_model % c.heads == 0, "config",
                          "d_model divisible by heads >= 1, got d_model = ", c.d_model, ", heads = ", c.heads);
@@ -202,6 +246,7 @@ private:
   Source source_;
   linear<T> q_proj_, k_proj_, v_proj_, out_proj_;
   ad::variable<T> p_;
+  bool training_ = true;
 };
 
 } // namespace ika::nn
