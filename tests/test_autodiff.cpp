@@ -12,11 +12,14 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <omp.h>
 
 #include <ika/autodiff/autodiff.hpp>
 #include <ika/core/random.hpp>
@@ -485,4 +488,29 @@ TEST_CASE("float: the same graph agrees with double") {
   double worst = 0;
   for (std::size_t i = 0; i < d.size(); ++i) worst = std::max(worst, std::abs(d[i] - f[i]));
   CHECK(worst < 1e-4);
+}
+
+TEST_CASE("matmul: values and gradients are bitwise identical for 1 and 2 threads") {
+  // long inner dimensions (the weight gradient of a linear layer over many rows), where a threaded
+  // GEMM's blocking would otherwise depend on the thread count
+  auto run = [](int threads) {
+    omp_set_num_threads(threads);
+    ad::tape<float> tp;
+    auto to_float = [](const ad::tensor<double>& t) {
+      ad::tensor<float> f(t.shape());
+      for (ika::index_t i = 0; i < t.size(); ++i) f[i] = float(t[i]);
+      return f;
+    };
+    ad::variable<float> x(to_float(random_tensor({1000, 70}, 1)), true), w(to_float(random_tensor({70, 65}, 2)), true);
+    auto y = ad::matmul(tp, x, w);
+    tp.backward(ad::sum(tp, ad::tanh(tp, y)));
+    std::vector<float> all(y.value().begin(), y.value().end());
+    all.insert(all.end(), x.grad().begin(), x.grad().end());
+    all.insert(all.end(), w.grad().begin(), w.grad().end());
+    return all;
+  };
+  const int saved = omp_get_max_threads();
+  const auto one = run(1), two = run(2);
+  omp_set_num_threads(saved);
+  CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
 }

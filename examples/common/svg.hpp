@@ -130,4 +130,65 @@ inline std::string heat_map(const std::vector<double>& values, int rows, int col
   return o.str();
 }
 
+struct bar {
+  std::string label;
+  double value, error;
+};
+struct bar_group {
+  std::string name;
+  std::vector<bar> bars;
+};
+
+// Grouped bars with error bars (e.g. mean ± std per method, one group per data set); the legend
+// names the bars of the first group, in order, with a colour each.
+inline std::string bar_chart(const std::vector<bar_group>& groups, const std::string& title) {
+  static const char* colors[] = {"#1f77b4", "#aec7e8", "#d62728", "#ff9896", "#2ca02c",
+                                 "#98df8a", "#9467bd", "#c5b0d5", "#ff7f0e", "#ffbb78"};
+  std::size_t bars = 0;
+  double top = 0;
+  for (const auto& g : groups) {
+    bars = std::max(bars, g.bars.size());
+    for (const auto& b : g.bars)
+      if (std::isfinite(b.value)) top = std::max(top, b.value + (std::isfinite(b.error) ? b.error : 0.0));
+  }
+  if (top <= 0) top = 1;
+  const double bar_width = 16, gap = 30, left = 60, plot_top = 40, height = 260;
+  const double group_width = double(bars) * bar_width + gap;
+  const double width = left + double(groups.size()) * group_width + 230;
+  std::ostringstream o;
+  o << "<text x='" << width / 2 << "' y='22' text-anchor='middle' font-size='14'>" << title << "</text>\n";
+  o << "<line x1='" << left << "' y1='" << plot_top + height << "' x2='" << left + double(groups.size()) * group_width
+    << "' y2='" << plot_top + height << "' stroke='#444'/>\n";
+  for (int t = 0; t <= 4; ++t) {
+    const double v = top * t / 4, y = plot_top + height - height * t / 4;
+    o << "<line x1='" << left << "' y1='" << y << "' x2='" << left + double(groups.size()) * group_width << "' y2='" << y
+      << "' stroke='#ddd'/>\n<text x='" << left - 5 << "' y='" << y + 4 << "' text-anchor='end' font-size='11'>"
+      << number(v) << "</text>\n";
+  }
+  for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+    const double x0 = left + gap / 2 + double(gi) * group_width;
+    for (std::size_t bi = 0; bi < groups[gi].bars.size(); ++bi) {
+      const auto& b = groups[gi].bars[bi];
+      if (!std::isfinite(b.value)) continue;
+      const double x = x0 + double(bi) * bar_width, h = b.value / top * height;
+      o << "<rect x='" << x << "' y='" << plot_top + height - h << "' width='" << bar_width - 2 << "' height='" << h
+        << "' fill='" << colors[bi % 10] << "'/>\n";
+      if (std::isfinite(b.error) && b.error > 0) {
+        const double cx = x + (bar_width - 2) / 2, y1 = plot_top + height - (b.value + b.error) / top * height,
+                     y2 = plot_top + height - std::max(0.0, b.value - b.error) / top * height;
+        o << "<line x1='" << cx << "' y1='" << y1 << "' x2='" << cx << "' y2='" << y2 << "' stroke='#222'/>\n";
+      }
+    }
+    o << "<text x='" << x0 + double(groups[gi].bars.size()) * bar_width / 2 << "' y='" << plot_top + height + 18
+      << "' text-anchor='middle' font-size='12'>" << groups[gi].name << "</text>\n";
+  }
+  if (!groups.empty())
+    for (std::size_t bi = 0; bi < groups[0].bars.size(); ++bi) {
+      const double x = left + double(groups.size()) * group_width + 20, y = plot_top + 14 * double(bi);
+      o << "<rect x='" << x << "' y='" << y << "' width='10' height='10' fill='" << colors[bi % 10] << "'/>\n<text x='"
+        << x + 15 << "' y='" << y + 9 << "' font-size='11'>" << groups[0].bars[bi].label << "</text>\n";
+    }
+  return document(width, plot_top + height + 40, o.str());
+}
+
 } // namespace ika_examples::svg

@@ -3,6 +3,8 @@
 
 // Matrix products of ika::ad, through Eigen's GEMM.
 
+#include <algorithm>
+
 #include <Eigen/Core>
 
 #include "ika/autodiff/tape.hpp"
@@ -21,17 +23,29 @@ struct matmul_options {
 namespace ika::detail {
 
 // c (m × n) (+)= op(a) · op(b), row-major, where a is stored (ar × ac) and b (br × bc).
+// The rows of c are computed in fixed blocks of 32, spread over OpenMP threads. Each block is an
+// Eigen product whose destination has at most 32 rows at compile time, so Eigen never threads it
+// (its blocking would then depend on the thread count): the result is the same for any number
+// of threads.
 template <class T>
 void ad_gemm(T* c, index_t m, index_t n, const T* a, index_t ar, index_t ac, bool ta, const T* b, index_t br,
              index_t bc, bool tb, bool accumulate) {
   using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Eigen::Map<matrix> C(c, m, n);
-  Eigen::Map<const matrix> A(a, ar, ac), B(b, br, bc);
-  if (!accumulate) C.setZero();
-  if (!ta && !tb) C.noalias() += A * B;
-  else if (!ta && tb) C.noalias() += A * B.transpose();
-  else if (ta && !tb) C.noalias() += A.transpose() * B;
-  else C.noalias() += A.transpose() * B.transpose();
+  using rows32 = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor, 32, Eigen::Dynamic>;
+  constexpr index_t block = 32;
+  const Eigen::Map<const matrix> A(a, ar, ac), B(b, br, bc);
+  const index_t k = ta ? ar : ac, blocks = (m + block - 1) / block;
+  [[maybe_unused]] const bool parallel = blocks > 1 && m * n * k >= (index_t(1) << 18);
+#pragma omp parallel for schedule(static) if (parallel)
+  for (index_t blk = 0; blk < blocks; ++blk) {
+    const index_t r0 = blk * block, rows = std::min(block, m - r0);
+    Eigen::Map<rows32> C(c + r0 * n, rows, n);
+    if (!accumulate) C.setZero();
+    if (!ta && !tb) C.noalias() += A.middleRows(r0, rows) * B;
+    else if (!ta && tb) C.noalias() += A.middleRows(r0, rows) * B.transpose();
+    else if (ta && !tb) C.noalias() += A.middleCols(r0, rows).transpose() * B;
+    else C.noalias() += A.middleCols(r0, rows).transpose() * B.transpose();
+  }
 }
 
 // Batch, matrix sizes and per-batch element strides of a (possibly batched) product.
