@@ -150,9 +150,9 @@ struct sequence_model {
   }
 };
 
-// Per epoch: test and validation RMSE of the model in evaluation mode.
+// Per epoch: the training loss, and test and validation RMSE of the model in evaluation mode.
 struct curve {
-  std::vector<double> test, validation;
+  std::vector<double> loss, test, validation;
 };
 
 template <class Attention>
@@ -177,6 +177,7 @@ curve train_attention(const dataset& s, const split& sp, Attention attention, in
     nn::zero_grad(params);
     tp.backward(loss);
     opt.step();
+    c.loss.push_back(loss.value()[0]);
     // evaluation after the step
     model.layer.train(false);
     ad::no_grad no_recording;
@@ -322,6 +323,12 @@ int main(int argc, char** argv) {
             paper_rmse = honest_rmse = gaussian_process_rmse(method, s, all_training, run_seed);
           } else {
             const curve paper = train_method(method, s, all_training, epochs, M, run_seed);
+            if (r == 0) { // the first split's training curve
+              std::ofstream log(out_dir / ("training_" + name + "_" + method + ".csv"));
+              log << "epoch,train_loss,test_rmse\n";
+              for (std::size_t e = 0; e < paper.loss.size(); ++e)
+                log << e + 1 << ',' << paper.loss[e] << ',' << paper.test[e] << '\n';
+            }
             const curve held_out = train_method(method, s, honest, epochs, M, run_seed);
             best_test_epoch = long(std::min_element(paper.test.begin(), paper.test.end()) - paper.test.begin());
             paper_rmse = paper.test[std::size_t(best_test_epoch)];
