@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Turn bench_attention's Google Benchmark JSON into a markdown table and an SVG plot.
+"""Turn bench_attention's or bench_backward's Google Benchmark JSON into a markdown table and an SVG plot.
 
     python3 bench/plot.py bench/results/attention.json [--out-dir bench/results] [--machine TEXT]
+    python3 bench/plot.py bench/results/backward.json [--out-dir bench/results] [--machine TEXT]
+                          [--command TEXT] [--before bench/results/backward_before.json]
 
-Prints the table (method, L, threads, time, GFLOP/s, fused/baseline speed-up, IKA/softmax time,
-peak MiB) and writes <out-dir>/table.md and <out-dir>/gflops_vs_L.svg. Every ratio is taken
-between runs of the same JSON file, i.e. the same invocation on the same machine.
+bench_attention: prints the table (method, L, threads, time, GFLOP/s, fused/baseline speed-up,
+IKA/softmax time, peak MiB) and writes <out-dir>/table.md and <out-dir>/gflops_vs_L.svg.
+bench_backward (recognised by its forward_*/backward_* methods): prints the table (kernel, L,
+threads, forward and backward time and GFLOP/s, backward/forward GFLOP/s ratio, peak MiB; with
+--before also the same columns of another run, e.g. the previous implementation) and writes
+<out-dir>/backward.md and <out-dir>/backward.svg. Every ratio is taken between runs of the same
+JSON file, i.e. the same invocation on the same machine.
 
 Standard library only (no numpy, no matplotlib): the SVG is written by hand.
 """
@@ -268,16 +274,186 @@ def write_svg(runs, path, title):
         f.write("\n".join(o) + "\n")
 
 
+# ---- bench_backward ----------------------------------------------------------------------------
+
+BACKWARD_KERNELS = ["softmax", "ika"]
+TARGET_BACKWARD_RATIO = 0.40  # backward GFLOP/s (2.5x forward flops) / forward GFLOP/s
+BACKWARD_COLORS = {"forward": "#1f77b4", "backward": "#d62728", "before": "#bbbbbb"}
+
+
+def is_backward_run(runs):
+    return any(k[0].startswith(("forward_", "backward_")) for k in runs)
+
+
+def backward_rows(runs):
+    """[(kernel, L, threads, forward record, backward record, ratio)] in shape-major order."""
+    rows = []
+    for L in sorted({k[1] for k in runs}):
+        for t in sorted({k[2] for k in runs}):
+            for kernel in BACKWARD_KERNELS:
+                f, b = runs.get((f"forward_{kernel}", L, t)), runs.get((f"backward_{kernel}", L, t))
+                if f and b:
+                    rows.append((kernel, L, t, f, b, b["gflops"] / f["gflops"]))
+    return rows
+
+
+def backward_table(rows, before):
+    head = ("| kernel | L | threads | forward ms | forward GFLOP/s | backward ms | backward GFLOP/s "
+            "| bwd/fwd | peak MiB fwd / bwd |")
+    sep = "|" + "---|" * 9
+    if before:
+        head += " before: backward ms | before: bwd/fwd | backward speed-up |"
+        sep += "---|---|---|"
+    lines = [head, sep]
+    for kernel, L, t, f, b, ratio in rows:
+        line = (f"| {kernel} | {L} | {t} | {fmt(f['time_ms'], 2)} | {fmt(f['gflops'], 1)} | {fmt(b['time_ms'], 2)} "
+                f"| {fmt(b['gflops'], 1)} | **{100 * ratio:.0f} %** | {fmt(f['peak_mib'], 1)} / {fmt(b['peak_mib'], 1)} |")
+        if before:
+            old = before.get((kernel, L, t))
+            if old:
+                line += (f" {fmt(old[4]['time_ms'], 2)} | {100 * old[5]:.0f} % "
+                         f"| {old[4]['time_ms'] / b['time_ms']:.2f}× |")
+            else:
+                line += " — | — | — |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def backward_targets(rows, label=""):
+    bad = [f"{k} L={L}/t={t}" for k, L, t, _, _, r in rows if r < TARGET_BACKWARD_RATIO]
+    ratios = ", ".join(f"{k} L={L}/t={t}: {100 * r:.0f} %" for k, L, t, _, _, r in rows)
+    verdict = "met at every shape" if not bad else "NOT met at " + "; ".join(bad)
+    return (f"- {label}backward GFLOP/s ≥ {100 * TARGET_BACKWARD_RATIO:.0f} % of forward GFLOP/s: **{verdict}** "
+            f"({ratios})")
+
+
+def write_backward_svg(rows, before, path, title):
+    """Grouped bars per (kernel, L, threads): forward, backward (and the --before backward) GFLOP/s."""
+    series = ["forward", "backward"] + (["before"] if before else [])
+    ymax = max([max(f["gflops"], b["gflops"]) for _, _, _, f, b, _ in rows] +
+               [old[4]["gflops"] for old in (before or {}).values()] + [1.0])
+    top, step = nice_ceiling(ymax)
+    W, Hh = 1000, 560
+    left, right, top_m, bottom = 80, 250, 60, 95
+    pw, ph = W - left - right, Hh - top_m - bottom
+    group_w = pw / max(len(rows), 1)
+    bar_w = group_w * 0.8 / len(series)
+
+    def Y(v):
+        return top_m + ph - v / top * ph
+
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{Hh}" viewBox="0 0 {W} {Hh}" '
+         'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">',
+         f'<rect x="0" y="0" width="{W}" height="{Hh}" fill="white"/>',
+         f'<text x="{left + pw / 2}" y="30" text-anchor="middle" font-size="17" font-weight="bold">{esc(title)}</text>']
+    v = 0.0
+    while v <= top + 1e-9:
+        y = Y(v)
+        o.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+        o.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+        v += step
+    for g, (kernel, L, t, f, b, ratio) in enumerate(rows):
+        x0 = left + g * group_w + group_w * 0.1
+        values = {"forward": f["gflops"], "backward": b["gflops"]}
+        if before and (kernel, L, t) in before:
+            values["before"] = before[(kernel, L, t)][4]["gflops"]
+        for i, name in enumerate(series):
+            if name not in values:
+                continue
+            x, y = x0 + i * bar_w, Y(values[name])
+            o.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w * 0.92:.1f}" height="{top_m + ph - y:.1f}" '
+                     f'fill="{BACKWARD_COLORS[name]}"/>')
+        # the floor: 40 % of the forward, drawn across the backward bar
+        xb, yf = x0 + bar_w, Y(TARGET_BACKWARD_RATIO * f["gflops"])
+        o.append(f'<line x1="{xb - 2:.1f}" y1="{yf:.1f}" x2="{xb + bar_w * 0.92 + 2:.1f}" y2="{yf:.1f}" '
+                 'stroke="#2ca02c" stroke-width="2.5"/>')
+        o.append(f'<text x="{xb + bar_w * 0.46:.1f}" y="{Y(b["gflops"]) - 6:.1f}" text-anchor="middle" '
+                 f'font-size="12" font-weight="bold">{100 * ratio:.0f}%</text>')
+        if "before" in values:
+            old_ratio = before[(kernel, L, t)][5]
+            o.append(f'<text x="{x0 + 2.46 * bar_w:.1f}" y="{Y(values["before"]) - 6:.1f}" text-anchor="middle" '
+                     f'font-size="11" fill="#666">{100 * old_ratio:.0f}%</text>')
+        xc = left + (g + 0.5) * group_w
+        o.append(f'<text x="{xc:.1f}" y="{top_m + ph + 18}" text-anchor="middle">{esc(kernel)}</text>')
+        o.append(f'<text x="{xc:.1f}" y="{top_m + ph + 34}" text-anchor="middle" font-size="12">L={L}</text>')
+        o.append(f'<text x="{xc:.1f}" y="{top_m + ph + 50}" text-anchor="middle" font-size="12">{t} thr</text>')
+    o.append(f'<rect x="{left}" y="{top_m}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
+    o.append(f'<text x="22" y="{top_m + ph / 2}" text-anchor="middle" font-size="14" '
+             f'transform="rotate(-90 22 {top_m + ph / 2})">GFLOP/s (forward 4·B·H·L²·D, backward 2.5×)</text>')
+    lx, ly = left + pw + 20, top_m + 10
+    labels = {"forward": "forward", "backward": "backward (label: bwd/fwd)", "before": "backward, before (bwd/fwd)"}
+    for i, name in enumerate(series):
+        y = ly + i * 24
+        o.append(f'<rect x="{lx}" y="{y - 11}" width="14" height="14" fill="{BACKWARD_COLORS[name]}"/>')
+        o.append(f'<text x="{lx + 22}" y="{y}">{esc(labels[name])}</text>')
+    y = ly + len(series) * 24
+    o.append(f'<line x1="{lx}" y1="{y - 4}" x2="{lx + 14}" y2="{y - 4}" stroke="#2ca02c" stroke-width="2.5"/>')
+    o.append(f'<text x="{lx + 22}" y="{y}">floor: {100 * TARGET_BACKWARD_RATIO:.0f} % of forward</text>')
+    o.append("</svg>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(o) + "\n")
+
+
+def backward_report(args, context, runs, aggregated):
+    rows = backward_rows(runs)
+    before = None
+    if args.before:
+        _, old_runs, _ = load(args.before)
+        before = {(k, L, t): r for r in backward_rows(old_runs) for (k, L, t) in [r[:3]]}
+    ctx = []
+    if args.machine:
+        ctx.append(args.machine.strip())
+    if args.command:
+        ctx.append(f"- command: `{args.command}`")
+    ctx.append(f"- run: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs at "
+               f"{context.get('mhz_per_cpu', '?')} MHz (as Google Benchmark reports them), load average at start "
+               f"{', '.join(f'{x:.2f}' for x in context.get('load_avg', [])) or '?'}")
+    if "shape" in context:
+        ctx.append(f"- shape: {context['shape']}; softmax = rbf + lp(2), IKA = yaglom_rff (M = 64) + lp(3); "
+                   "the backward computes dq, dk, dv from q, k, v, out, lse and d_out")
+    checks = sorted((k, v) for k, v in context.items() if k.startswith("check_"))
+    if checks:
+        ctx.append("- startup checks: " + ", ".join(f"{k[len('check_'):]} {v}" for k, v in checks))
+    ctx.append("- time: real (wall-clock) time per call, "
+               f"{'median of the repetitions' if aggregated else 'mean over the iterations of one run'}; "
+               "GFLOP/s = 4·B·H·L²·D / time for the forward and 2.5 × that / time for the backward; "
+               "bwd/fwd = backward GFLOP/s / forward GFLOP/s of the same kernel, L and threads in this run "
+               "(= 2.5 · forward time / backward time); peak MiB = largest extra operator-new memory during one call")
+    if before:
+        ctx.append(f"- before: `{args.before}`, the same benchmark built against the previous implementation and "
+                   "run right before this one; backward speed-up = before backward time / backward time")
+    md = ["# bench_backward results", "", *ctx, "", backward_table(rows, before), "", "## Targets", "",
+          backward_targets(rows)]
+    if before:
+        md.append(backward_targets(list(before.values()), "before: "))
+    noisy = [f"- {r[0]} L={r[1]}, {r[2]} thread(s): cv {100 * x['cv']:.0f}% ({name})"
+             for r in rows for name, x in (("forward", r[3]), ("backward", r[4])) if x.get("cv", 0) > 0.10]
+    md += ["", "## Anomalies (automatic)", "", "\n".join(noisy) if noisy else "- none detected automatically", ""]
+    text = "\n".join(md)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "backward.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    svg = os.path.join(args.out_dir, "backward.svg")
+    write_backward_svg(rows, before, svg, "ika fused backward vs forward (fp32, B=1, H=8, D=64)")
+    print(text)
+    print(f"wrote {os.path.join(args.out_dir, 'backward.md')} and {svg}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", help="output of --benchmark_out=FILE --benchmark_out_format=json")
     ap.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--machine", default="", help="line(s) put at the top of table.md (CPU model, cores)")
+    ap.add_argument("--command", default="", help="bench_backward: the command that produced the JSON")
+    ap.add_argument("--before", default="", help="bench_backward: JSON of another run to compare with")
     args = ap.parse_args()
 
     context, runs, aggregated = load(args.json)
     if not runs:
-        sys.exit(f"plot.py: no bench_attention results in {args.json}")
+        sys.exit(f"plot.py: no bench_attention or bench_backward results in {args.json}")
+    if is_backward_run(runs):
+        backward_report(args, context, runs, aggregated)
+        return
     table, rows = build_table(runs)
     os.makedirs(args.out_dir, exist_ok=True)
 

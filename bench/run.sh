@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Build bench_attention (release preset), run it with JSON output to bench/results/attention.json,
-# and turn the JSON into bench/results/table.md and bench/results/gflops_vs_L.svg.
+# Build the benchmarks (release preset), run them with JSON output and turn the JSON into tables
+# and plots:
+#   attention  bench_attention -> bench/results/attention.json, table.md, gflops_vs_L.svg
+#   backward   bench_backward  -> bench/results/backward.json, backward.md, backward.svg
 #
-#   bench/run.sh [extra Google Benchmark flags, e.g. --benchmark_repetitions=3]
+#   bench/run.sh [attention|backward|all] [extra Google Benchmark flags, e.g. --benchmark_repetitions=3]
 #
-# Takes a few minutes. Run it on an otherwise idle machine: the 2-thread rows in particular are
-# meaningless when another process holds a core (OpenMP barriers then wait for a descheduled thread).
+# The first argument picks the benchmark (default: all); the other arguments go to each binary.
+# Environment:
+#   IKA_BENCH_WAIT=seconds        how long to wait for an idle machine (default 120)
+#   IKA_BENCH_BUILD_DIR=dir       an existing build directory to build and run in, instead of the
+#                                 release preset's build/release
+#   IKA_BENCH_BACKWARD_BEFORE=exe another bench_backward binary (e.g. built from the previous
+#                                 implementation): run right before the current one, written to
+#                                 bench/results/backward_before.json and compared in backward.md
+# Takes a few minutes per benchmark. Run it on an otherwise idle machine: the 2-thread rows in
+# particular are meaningless when another process holds a core (OpenMP barriers then wait for a
+# descheduled thread).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,8 +25,22 @@ results="$root/bench/results"
 mkdir -p "$results"
 cd "$root"
 
-cmake --preset release >/dev/null
-cmake --build --preset release --target bench_attention
+which=all
+case "${1:-}" in
+  attention|backward|all) which="$1"; shift ;;
+esac
+targets=()
+[[ "$which" != backward ]] && targets+=(bench_attention)
+[[ "$which" != attention ]] && targets+=(bench_backward)
+
+if [[ -n "${IKA_BENCH_BUILD_DIR:-}" ]]; then
+  build="$(cd "$IKA_BENCH_BUILD_DIR" && pwd)"
+  cmake --build "$build" --target "${targets[@]}"
+else
+  build="$root/build/release"
+  cmake --preset release >/dev/null
+  cmake --build --preset release --target "${targets[@]}"
+fi
 
 model="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
 cpus="$(lscpu | sed -n 's/^CPU(s):[[:space:]]*//p' | head -n1)"
@@ -50,8 +75,23 @@ if (( idle < 90 )); then
 fi
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg), ${idle}% idle"
 
-"$root/build/release/bench/bench_attention" \
-  --benchmark_out="$results/attention.json" --benchmark_out_format=json "$@"
-
-python3 "$root/bench/plot.py" "$results/attention.json" --out-dir "$results" --machine "$machine$busy_note"
+if [[ "$which" != backward ]]; then
+  "$build/bench/bench_attention" \
+    --benchmark_out="$results/attention.json" --benchmark_out_format=json "$@"
+  python3 "$root/bench/plot.py" "$results/attention.json" --out-dir "$results" --machine "$machine$busy_note"
+fi
+if [[ "$which" != attention ]]; then
+  before=()
+  if [[ -n "${IKA_BENCH_BACKWARD_BEFORE:-}" ]]; then
+    "$IKA_BENCH_BACKWARD_BEFORE" --benchmark_out="$results/backward_before.json" --benchmark_out_format=json "$@"
+    before=(--before "$results/backward_before.json")
+  fi
+  "$build/bench/bench_backward" \
+    --benchmark_out="$results/backward.json" --benchmark_out_format=json "$@"
+  command="bench/run.sh backward${*:+ $*}"
+  [[ -n "${IKA_BENCH_BUILD_DIR:-}" ]] && command="IKA_BENCH_BUILD_DIR=$IKA_BENCH_BUILD_DIR $command"
+  [[ -n "${IKA_BENCH_BACKWARD_BEFORE:-}" ]] && command="IKA_BENCH_BACKWARD_BEFORE=$IKA_BENCH_BACKWARD_BEFORE $command"
+  python3 "$root/bench/plot.py" "$results/backward.json" --out-dir "$results" --machine "$machine$busy_note" \
+    --command "$command" "${before[@]}"
+fi
 

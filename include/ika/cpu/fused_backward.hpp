@@ -3,17 +3,27 @@
 
 // The fused CPU backward, FlashAttention-2 style: nothing Lq × Lk is stored; the weights are
 // recomputed from the forward's log-sum-exp,
-//   p_ij = exp(ℓ_ij + c_i − lse_i),  dℓ_ij = p_ij (do_i·v_j − do_i·o_i),
-// in two passes with a fixed partition, so gradients are bitwise identical for any thread count:
-//   keys pass    (batch × kv head × key block): dv_j, and dk_j through the key features and the
-//                key term b_j (kernel row term + magnitude), summed over the query heads of the group;
-//   queries pass (batch × query head × query block): dq_i through the query features.
+//   p_ij = exp(ℓ_ij + c_i − lse_i),  dℓ_ij = p_ij (do_i·v_j − do_i·o_i),  dS_ij = dℓ_ij · d log κ/ds,
+// in one pass over key blocks, with the forward's packed panels and micro-kernels:
+//   1. per-row data (parallel over blocks of rows): query and key features, d_out, and their
+//      packed forms (key panels [F][NR], value panels [Dv][NR], query features and d_out
+//      transposed per query block), the key terms b_j, shift_i = lse_i − c_i, D_i = do_i·o_i;
+//   2. keys pass, one task per (batch, kv head, chunk of key blocks): for each key block of KB keys,
+//      each query head of the group and each block of QB query rows
+//        S = Fq·Fkᵀ, dP = dO·Vᵀ           tile_product over the key / value panels (MR rows at a time)
+//        P, dℓ, dS, Σ_i dℓ_ij            element-wise, masks applied as in the forward
+//        dq_c += dS·Fk                   accumulate_pv into the chunk's dq partial
+//        dVᵀ += dOᵀ·P, dFkᵀ += Fqᵀ·dS     accumulate_pv into the key block's accumulators
+//      then dv, and dk through the key features and the key term (kernel row term + magnitude);
+//   3. queries pass (parallel over rows): dq_i = Σ_c dq_c,i in chunk order, through the query features.
+// The number of chunks depends on the shape only, every output element is written by one task
+// and every sum has a fixed order: gradients are bitwise identical for any thread count.
 // The query term c_i gets no gradient: Σ_j dℓ_ij = 0.
 //
 // Every kernel, norm, mask and head structure of the forward is covered. Spectral points get
 // their gradient through the projections z = Ωᵀx: each row's dz is kept, and one task per head
 // sums x ⊗ dz; heads that share Ω are added in head order. The graph mask goes through its dense
-// hooks here (O(Lq·Lk) work, not O(edges)).
+// hooks here (O(Lq·Lk) work, not O(edges)); the laplacian's L1 pull-back is a plain loop.
 
 #include <algorithm>
 #include <array>
@@ -68,16 +78,47 @@ constexpr int first_additive_bias() {
   return -1;
 }
 
+// The library's random-feature kernels, whose bound forms hold packed spectral points (w1, w2 or
+// omega) and a feature scale: the backward pulls gradients back through their feature maps for
+// several rows at once (see spectral_rows_backward).
+template <class Kernel>
+inline constexpr int packed_feature_maps = 0;
+template <class S>
+inline constexpr int packed_feature_maps<yaglom_rff<S>> = 2;
+template <class S>
+inline constexpr int packed_feature_maps<random_fourier<S>> = 1;
+
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class fused_backward_engine {
+  using blocking = engine_blocking<T>;
+  using V = simd::batch<T>;
+  static constexpr index_t W = blocking::W, NR = blocking::NR, MR = blocking::MR;
+  static constexpr index_t QB = 8 * MR; // query rows per block
+  static constexpr index_t KB = 128;    // keys per block, a multiple of NR
+  static_assert(KB % NR == 0);
+  // The keys pass runs B·Hkv·chunks tasks; chunks (≥ 1, at most max_chunks) is chosen from the
+  // shape alone so that there are about target_tasks of them, never from the thread count.
+  static constexpr index_t target_tasks = 16, max_chunks = 8;
   using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
   using bound_norm = decltype(std::declval<const Norm&>().template bind<T>(index_t{}));
   using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
   static constexpr T minus_inf = -std::numeric_limits<T>::infinity();
-  static constexpr int block = 32;
+  static constexpr T plus_inf = std::numeric_limits<T>::infinity();
   static constexpr bool identity_log_kernel = requires { bound_kernel::log_kernel_is_identity; };
   static constexpr bool spectral_kernel = spectral_bound_kernel<bound_kernel>;
+  static constexpr bool dot_pairwise = Kernel::pairwise == pairwise_op::dot;
   static constexpr int bias_index = first_additive_bias<Masks...>();
+  static constexpr bool has_row_block_hook = requires(const bound_kernel& k, const T* const* x, T* f, double* t) {
+    k.prepare_rows(index_t{}, x, index_t{}, f, t);
+    bound_kernel::rows_per_block;
+  };
+  static constexpr index_t row_block = [] {
+    if constexpr (has_row_block_hook) return index_t(bound_kernel::rows_per_block);
+    else return index_t(1);
+  }();
+  static constexpr int feature_maps = packed_feature_maps<Kernel>;
+  // rows pulled back through the feature map together
+  static constexpr index_t pull_rows = feature_maps > 0 ? packed_spectral<T>::rows : 4;
 
 public:
   fused_backward_engine(const attention_shape& shape, const logit_expression<Kernel, Norm, Masks...>& logit)
@@ -87,51 +128,71 @@ public:
         F_(kernel_.feature_dim()), feature_heads_(Kernel::head_dependent ? shape.q_heads : shape.kv_heads) {
     if constexpr (spectral_kernel) Z_ = kernel_.projection_dim();
     if constexpr (bias_index >= 0) bias_sizes_ = std::get<bias_index>(logit.masks).values.sizes;
+    Fw_ = round_up(F_, W);
+    Fr_ = round_up(F_, MR);
+    Dvr_ = round_up(s_.v_dim, MR);
+    q_blocks_ = (s_.q_len + QB - 1) / QB;
+    lq_pad_ = q_blocks_ * QB;
+    k_blocks_ = (s_.k_len + KB - 1) / KB;
+    lk_pad_ = round_up(s_.k_len, NR);
+    const index_t groups = s_.batch * s_.kv_heads;
+    chunks_ = k_blocks_ == 0 || groups == 0
+                  ? 0
+                  : std::clamp<index_t>((target_tasks + groups - 1) / groups, 1, std::min(max_chunks, k_blocks_));
+    if constexpr (feature_maps > 0) {
+      // Ω of each map and spectral head transposed to [M][Dw] (factor included, zero-padded)
+      const auto maps = feature_map_list();
+      const index_t M = maps[0]->count, D = maps[0]->dim, Dw = round_up(D, W), heads = maps[0]->heads;
+      for (int t = 0; t < feature_maps; ++t) {
+        omega_t_[t] = aligned_buffer<T>(std::size_t(heads * M * Dw));
+        std::fill(omega_t_[t].data(), omega_t_[t].data() + heads * M * Dw, T(0));
+        for (index_t h = 0; h < heads; ++h)
+          for (index_t d = 0; d < D; ++d)
+            for (index_t m = 0; m < M; ++m)
+              omega_t_[t][std::size_t((h * M + m) * Dw + d)] = maps[t]->data[(h * D + d) * maps[t]->padded + m];
+      }
+    }
   }
 
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
            const tensor_view<const T>& out, const row_stat_view<const T>& lse, const tensor_view<const T>& d_out,
            const attention_grads<T>& grads, [[maybe_unused]] int team) {
     const index_t B = s_.batch, Hq = s_.q_heads, Hkv = s_.kv_heads, Lq = s_.q_len, Lk = s_.k_len, Hf = feature_heads_;
-    // per-row data shared by the passes: features, terms, D_i = do_i·o_i
-    fq_.assign(std::size_t(B * Hq * Lq * F_), T(0));
-    fk_.assign(std::size_t(B * Hf * Lk * F_), T(0));
-    key_term_.assign(std::size_t(B * Hf * Lk), T(0));
-    shift_.assign(std::size_t(B * Hq * Lq), T(0));
-    row_dot_.assign(std::size_t(B * Hq * Lq), T(0));
+    const std::size_t q_rows = std::size_t(B * Hq * lq_pad_), k_rows = std::size_t(B * Hf * lk_pad_);
+    const auto parts = scratch_arena::parts<fused_backward_engine, T, 11>(
+        {q_rows * std::size_t(F_), q_rows * std::size_t(Fr_), q_rows * std::size_t(s_.v_dim), q_rows * std::size_t(Dvr_),
+         q_rows, q_rows, k_rows * std::size_t(F_), k_rows * std::size_t(Fw_), k_rows,
+         std::size_t(B * Hkv * lk_pad_ * s_.v_dim), std::size_t(chunks_) * q_rows * std::size_t(Fw_)});
+    fq_ = parts[0];
+    fqt_ = parts[1];
+    do_ = parts[2];
+    dot_ = parts[3];
+    shift_ = parts[4];
+    row_dot_ = parts[5];
+    fkp_ = parts[6];
+    fkr_ = parts[7];
+    key_term_ = parts[8];
+    vp_ = parts[9];
+    dqp_ = parts[10];
+    spectral_wanted_ = grads.dspectral[0].data != nullptr;
     if constexpr (spectral_kernel) {
-      dzq_.assign(std::size_t(B * Hq * Lq * Z_), T(0));
-      dzk_.assign(std::size_t(B * Hq * Lk * Z_), T(0));
+      if (spectral_wanted_) {
+        dzq_.assign(std::size_t(B * Hq * Lq * Z_), T(0));
+        dzk_.assign(std::size_t(B * Hq * Lk * Z_), T(0));
+        spectral_partials_.assign(std::size_t(Hq * s_.qk_dim * Z_), T(0));
+      }
     }
     key_dterm_.assign(grads.dp ? std::size_t(B * Hkv * Lk) : 0, T(0));
-    const bool spectral_wanted = grads.dspectral[0].data != nullptr;
-    if (spectral_wanted) spectral_partials_.assign(std::size_t(Hq * s_.qk_dim * Z_), T(0));
 #pragma omp parallel num_threads(team)
     {
-#pragma omp for schedule(static)
-      for (index_t r = 0; r < B * Hq * Lq; ++r) {
-        const index_t b = r / (Hq * Lq), h = (r / Lq) % Hq, i = r % Lq;
-        const T* x = q.row(b, h, i);
-        double term = kernel_.prepare_query(h, x, fq_.data() + r * F_);
-        if (norm_.include_query) term += norm_.magnitude(x);
-        // p_ij = exp(ℓ_ij − (lse_i − c_i)); a fully masked row has lse = −inf and no weights
-        shift_[r] = lse(b, h, i) == minus_inf ? std::numeric_limits<T>::infinity() : lse(b, h, i) - T(term);
-        row_dot_[r] = simd::dot(d_out.row(b, h, i), out.row(b, h, i), s_.v_dim);
-      }
-      // key features per feature head: the kv head, or every query head for head-dependent kernels
-#pragma omp for schedule(static)
-      for (index_t r = 0; r < B * Hf * Lk; ++r) {
-        const index_t b = r / (Hf * Lk), hf = (r / Lk) % Hf, j = r % Lk;
-        const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, Hq, Hkv) : hf;
-        const T* x = k.row(b, hk, j);
-        key_term_[r] = T(kernel_.prepare_key(hf, x, fk_.data() + r * F_) + norm_.magnitude(x));
-      }
-      keys_pass(k, v, d_out, grads);
-      queries_pass(q, v, d_out, grads);
-      if (grads.dbias.data) bias_pass(v, d_out, grads.dbias);
-      if (spectral_wanted) spectral_pass(q, k);
+      prepare_queries(q, out, lse, d_out);
+      prepare_keys(k, v);
+      keys_pass(k, grads);
+      queries_pass(q, grads);
+      if (grads.dbias.data) bias_pass(v, grads.dbias);
+      if (spectral_wanted_) spectral_pass(q, k);
     }
-    if (spectral_wanted) write_spectral(grads.dspectral);
+    if (spectral_wanted_) write_spectral(grads.dspectral);
     if constexpr (requires(const T* x) { norm_.magnitude_p_derivative(x); }) {
       if (!grads.dp) return;
       // Σ_j (Σ_i dℓ_ij) ∂μ(k_j)/∂p in a fixed order; the query term's share is Σ_j dℓ_ij = 0
@@ -144,97 +205,15 @@ public:
   }
 
 private:
-  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using const_rows = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-  using rows = Eigen::Map<matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
-  // Every product writes into a block of at most 32 rows: Eigen then never starts OpenMP threads
-  // of its own for it (it would inside a team of one thread), so the partition stays ours.
-  using block_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor, block, Eigen::Dynamic>;
-
-  // n consecutive rows of a view (unit column stride, free row stride) as an Eigen matrix
-  static const_rows view_rows(const tensor_view<const T>& t, index_t b, index_t h, index_t l0, index_t n) {
-    return const_rows(t.row(b, h, l0), n, t.cols, Eigen::OuterStride<>(t.row_stride));
-  }
-  static rows view_rows(const tensor_view<T>& t, index_t b, index_t h, index_t l0, index_t n) {
-    return rows(t.row(b, h, l0), n, t.cols, Eigen::OuterStride<>(t.row_stride));
-  }
-  const_rows query_features(index_t b, index_t h, index_t i0, index_t n) const {
-    return const_rows(fq_.data() + ((b * s_.q_heads + h) * s_.q_len + i0) * F_, n, F_, Eigen::OuterStride<>(F_));
-  }
-  const_rows key_features(index_t b, index_t hf, index_t j0, index_t n) const {
-    return const_rows(fk_.data() + ((b * feature_heads_ + hf) * s_.k_len + j0) * F_, n, F_, Eigen::OuterStride<>(F_));
-  }
   index_t feature_head(index_t h, index_t hk) const { return Kernel::head_dependent ? h : hk; }
 
-  // One thread's blocks: pairwise scores S, weights P, dℓ and dS.
-  struct block_workspace {
-    block_matrix scores, p, dl, ds;
-  };
-
-  // For query rows [i0, i0+m) of head h and keys [j0, j0+n): the weights P, dℓ = P ⊙ (dO·Vᵀ − D_i)
-  // and dS = dℓ ⊙ d log κ/ds (dS is dℓ itself when log κ = s); false when the mask hides the block.
-  bool block_gradient(const tensor_view<const T>& v, const tensor_view<const T>& d_out, index_t b, index_t h,
-                      index_t hk, index_t i0, index_t m, index_t j0, index_t n, block_workspace& w) const {
-    auto& [scores, p, dl, ds] = w;
-    const tile_state state = masks_.tile(b, h, i0, i0 + m, j0, j0 + n);
-    if (state == tile_state::empty) return false;
-    const index_t hf = feature_head(h, hk);
-    const auto fq = query_features(b, h, i0, m);
-    const auto fk = key_features(b, hf, j0, n);
-    if constexpr (Kernel::pairwise == pairwise_op::dot) {
-      scores.noalias() = fq * fk.transpose();
+  // Features (row stride F) and log-domain row terms of n <= row_block rows.
+  void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms, bool queries) const {
+    if constexpr (has_row_block_hook) {
+      kernel_.prepare_rows(h, x, n, features, terms);
     } else {
-      scores.resize(m, n);
-      for (index_t r = 0; r < m; ++r)
-        for (index_t j = 0; j < n; ++j) scores(r, j) = (fq.row(r) - fk.row(j)).cwiseAbs().sum();
-    }
-    p.resize(m, n);
-    const T* key_term = key_term_.data() + (b * feature_heads_ + hf) * s_.k_len + j0;
-    constexpr index_t W = simd::width<T>;
-    for (index_t r = 0; r < m; ++r) {
-      T* row = p.data() + r * n;
-      for (index_t j = 0; j < n; ++j) row[j] = kernel_.log_kernel(scores(r, j)) + key_term[j];
-      if (state == tile_state::partial) masks_.apply(b, h, i0 + r, j0, n, row);
-      const T shift = shift_[(b * s_.q_heads + h) * s_.q_len + i0 + r]; // +inf for a fully masked row
-      const simd::batch<T> vshift(shift);
-      index_t j = 0;
-      for (; j + W <= n; j += W) simd::store(row + j, xsimd::exp(simd::load(row + j) - vshift));
-      for (; j < n; ++j) row[j] = std::exp(row[j] - shift);
-    }
-    dl.noalias() = view_rows(d_out, b, h, i0, m) * view_rows(v, b, hk, j0, n).transpose(); // dP
-    const T* row_dot = row_dot_.data() + (b * s_.q_heads + h) * s_.q_len + i0;
-    for (index_t r = 0; r < m; ++r)
-      for (index_t j = 0; j < n; ++j) dl(r, j) = p(r, j) == T(0) ? T(0) : p(r, j) * (dl(r, j) - row_dot[r]);
-    if constexpr (!identity_log_kernel) {
-      ds.resize(m, n);
-      for (index_t r = 0; r < m; ++r)
-        for (index_t j = 0; j < n; ++j)
-          ds(r, j) = dl(r, j) == T(0) ? T(0) : dl(r, j) * kernel_.log_kernel_derivative(scores(r, j));
-    }
-    return true;
-  }
-  static const block_matrix& score_gradient(const block_workspace& w) {
-    if constexpr (identity_log_kernel) return w.dl;
-    else return w.ds;
-  }
-
-  // The pairwise op's pull-back: dFq += ∂S/∂Fq · dS, dFk += ∂S/∂Fk · dS
-  void pairwise_backward_queries(const block_matrix& ds, const const_rows& fq, const const_rows& fk, block_matrix& dfq) const {
-    if constexpr (Kernel::pairwise == pairwise_op::dot) {
-      dfq.noalias() += ds * fk;
-    } else {
-      for (index_t r = 0; r < ds.rows(); ++r)
-        for (index_t j = 0; j < ds.cols(); ++j)
-          if (ds(r, j) != T(0)) dfq.row(r) += ds(r, j) * (fq.row(r) - fk.row(j)).array().sign().matrix();
-    }
-  }
-  void pairwise_backward_keys(const block_matrix& ds, const const_rows& fq, const const_rows& fk, block_matrix& dfk) const {
-    if constexpr (Kernel::pairwise == pairwise_op::dot) {
-      dfk.noalias() += ds.transpose() * fq;
-    } else {
-      for (index_t r = 0; r < ds.rows(); ++r)
-        for (index_t j = 0; j < ds.cols(); ++j)
-          if (ds(r, j) != T(0)) dfk.row(j) -= ds(r, j) * (fq.row(r) - fk.row(j)).array().sign().matrix();
+      for (index_t r = 0; r < n; ++r)
+        terms[r] = queries ? kernel_.prepare_query(h, x[r], features + r * F_) : kernel_.prepare_key(h, x[r], features + r * F_);
     }
   }
 
@@ -250,76 +229,506 @@ private:
     }
   }
 
-  void keys_pass(const tensor_view<const T>& k, const tensor_view<const T>& v, const tensor_view<const T>& d_out,
-                 const attention_grads<T>& grads) {
-    const index_t blocks = (s_.k_len + block - 1) / block;
-    const index_t group = s_.q_heads / s_.kv_heads;
-    block_workspace w;
-    block_matrix dfk, dv_block;
-    Eigen::Matrix<T, Eigen::Dynamic, 1> dterm;
-#pragma omp for schedule(dynamic, 1)
-    for (index_t task = 0; task < s_.batch * s_.kv_heads * blocks; ++task) {
-      const index_t b = task / (s_.kv_heads * blocks), hk = (task / blocks) % s_.kv_heads, j0 = (task % blocks) * block;
-      const index_t n = std::min<index_t>(block, s_.k_len - j0);
-      auto dv = view_rows(grads.dv, b, hk, j0, n);
-      dv.setZero();
-      view_rows(grads.dk, b, hk, j0, n).setZero();
-      // per query head of the group: its features may differ (spectral points per query head)
-      for (index_t h = hk * group; h < (hk + 1) * group; ++h) {
-        const index_t hf = feature_head(h, hk);
-        dfk.setZero(n, F_);
-        dterm.setZero(n);
-        for (index_t i0 = 0; i0 < s_.q_len; i0 += block) {
-          const index_t m = std::min<index_t>(block, s_.q_len - i0);
-          if (!block_gradient(v, d_out, b, h, hk, i0, m, j0, n, w)) continue;
-          dv_block.noalias() = w.p.transpose() * view_rows(d_out, b, h, i0, m);
-          dv += dv_block;
-          pairwise_backward_keys(score_gradient(w), query_features(b, h, i0, m), key_features(b, hf, j0, n), dfk);
-          dterm += w.dl.colwise().sum().transpose(); // the key term enters ℓ with slope 1
+  // row_backward for n <= pull_rows rows (features with row stride ldf; dterm may be null: zeros)
+  void rows_backward(bool query, index_t h, const T* const* x, index_t n, const T* dfeatures, index_t ldf,
+                     const T* dterm, T* const* dx, T* const* dz, aligned_buffer<T>& scratch) const {
+    if constexpr (feature_maps > 0) {
+      spectral_rows_backward(h, x, n, dfeatures, ldf, dx, dz, scratch);
+    } else {
+      (void)scratch;
+      for (index_t r = 0; r < n; ++r)
+        row_backward(query, h, x[r], dfeatures + r * ldf, dterm ? double(dterm[r]) : 0.0, dx[r], dz[r]);
+    }
+  }
+
+  std::array<const packed_spectral<T>*, 2> feature_map_list() const {
+    if constexpr (feature_maps == 2) return {&kernel_.w1, &kernel_.w2};
+    else if constexpr (feature_maps == 1) return {&kernel_.omega, nullptr};
+    else return {};
+  }
+  // scratch values spectral_rows_backward needs
+  std::size_t spectral_scratch_size() const {
+    if constexpr (feature_maps > 0) return std::size_t(pull_rows * feature_map_list()[0]->padded);
+    else return 0;
+  }
+
+  // The random-feature kernels' feature_backward for n <= pull_rows rows at once: per map
+  // (a = Ωᵀx with the factor folded in, φ = scale·[Σ cos a, Σ sin a]),
+  //   dz_m = scale·(cos a_m · dφ_{M+m} − sin a_m · dφ_m),   dx += Ω dz,
+  // with the projections as the forward's small GEMM (packed_spectral::project), SIMD sincos and
+  // dx as broadcast FMAs over Ωᵀ. The same formulas as the hook, evaluated in a different order.
+  void spectral_rows_backward(index_t h, const T* const* x, index_t n, const T* dfeatures, index_t ldf, T* const* dx,
+                              T* const* dz, aligned_buffer<T>& scratch) const {
+    if constexpr (feature_maps > 0) {
+      constexpr index_t R = packed_spectral<T>::rows, G = packed_spectral<T>::group, C = 4;
+      static_assert(pull_rows == R);
+      const auto maps = feature_map_list();
+      const index_t M = maps[0]->count, P = maps[0]->padded, D = maps[0]->dim, Dw = round_up(D, W);
+      const ika::detail::row_block<T, R> block(x, n);
+      const V scale(kernel_.feature_scale);
+      T* dzp = scratch.data(); // [R][P]
+      std::fill(dzp + n * P, dzp + R * P, T(0));
+      V z[R * G];
+      for (int t = 0; t < feature_maps; ++t) {
+        const packed_spectral<T>& map = *maps[std::size_t(t)];
+        for (index_t m0 = 0; m0 < P; m0 += G * W) {
+          map.project(h, block.x, m0, z);
+          for (index_t r = 0; r < n; ++r)
+            for (index_t g = 0; g < G; ++g) {
+              const index_t m = m0 + g * W;
+              T* out = dzp + r * P + m;
+              if (m >= M) {
+                V(T(0)).store_aligned(out);
+                continue;
+              }
+              const T* f = dfeatures + r * ldf;
+              V dc, ds;
+              if (m + W <= M) {
+                dc = simd::load(f + m);
+                ds = simd::load(f + M + m);
+              } else { // the last points: lanes past M read zeros, so their dz is 0
+                alignas(64) T a[W] = {}, b[W] = {};
+                std::copy(f + m, f + M, a);
+                std::copy(f + M + m, f + 2 * M, b);
+                dc = V::load_aligned(a);
+                ds = V::load_aligned(b);
+              }
+              const auto [sn, cs] = xsimd::sincos(z[r * G + g]);
+              (scale * (cs * ds - sn * dc)).store_aligned(out);
+            }
         }
-        for (index_t j = 0; j < n; ++j) {
-          T* dx = grads.dk.row(b, hk, j0 + j);
-          const T* x = k.row(b, hk, j0 + j);
-          T* dz = spectral_kernel ? dzk_.data() + ((b * s_.q_heads + h) * s_.k_len + j0 + j) * Z_ : nullptr;
-          row_backward(false, h, x, dfk.data() + j * F_, double(dterm[j]), dx, dz);
-          norm_.magnitude_backward(x, double(dterm[j]), dx);
-          if (grads.dp) key_dterm_[std::size_t((b * s_.kv_heads + hk) * s_.k_len + j0 + j)] += dterm[j];
+        for (index_t r = 0; r < n; ++r) std::copy(dzp + r * P, dzp + r * P + M, dz[r] + t * M);
+        const T* omega_t = omega_t_[std::size_t(t)].data() + (map.heads == 1 ? 0 : h) * M * Dw;
+        for (index_t c0 = 0; c0 < Dw; c0 += C * W) {
+          const index_t nc = std::min(C, (Dw - c0) / W);
+          V acc[R][C];
+          for (index_t r = 0; r < R; ++r)
+            for (index_t c = 0; c < C; ++c) acc[r][c] = V(T(0));
+          for (index_t m = 0; m < M; ++m) {
+            V o[C];
+            for (index_t c = 0; c < nc; ++c) o[c] = V::load_aligned(omega_t + m * Dw + c0 + c * W);
+            for (index_t r = 0; r < R; ++r) {
+              const V a(dzp[r * P + m]);
+              for (index_t c = 0; c < nc; ++c) acc[r][c] = xsimd::fma(a, o[c], acc[r][c]);
+            }
+          }
+          for (index_t r = 0; r < n; ++r)
+            for (index_t c = 0; c < nc; ++c) {
+              const index_t d0 = c0 + c * W;
+              if (d0 + W <= D) {
+                simd::store(dx[r] + d0, simd::load(dx[r] + d0) + acc[r][c]);
+              } else {
+                alignas(64) T lanes[W];
+                acc[r][c].store_aligned(lanes);
+                for (index_t d = d0; d < D; ++d) dx[r][d] += lanes[d - d0];
+              }
+            }
         }
+      }
+    } else {
+      (void)h, (void)x, (void)n, (void)dfeatures, (void)ldf, (void)dx, (void)dz, (void)scratch;
+    }
+  }
+
+  // dx += g · ∂μ(x)/∂x. For the lp norm with p ∈ {1, 2, 3, 4} the hook's formula (finite p)
+  //   ∂μ/∂x_d = (r/p) s^(r/p − 1) / c · p |x_d|^(p−1) sign(x_d),  s = Σ |x_d|^p,
+  // is evaluated with products instead of pow per element; other norms and p use the hook.
+  void magnitude_backward(const T* x, double g, T* dx) const {
+    if constexpr (std::is_same_v<bound_norm, lp::bound<T>>) {
+      const double P = double(norm_.p);
+      if (g != 0 && (P == 1 || P == 2 || P == 3 || P == 4)) {
+        const int ip = int(P);
+        auto power = [ip](double a) { // a^(ip − 1)
+          return ip == 1 ? 1.0 : ip == 2 ? a : ip == 3 ? a * a : a * a * a;
+        };
+        double s = 0;
+        for (index_t d = 0; d < norm_.dim; ++d) {
+          const double a = std::abs(double(x[d]));
+          s += a * power(a);
+        }
+        if (s == 0) return;
+        const double dmu_ds = norm_.exponent / P * std::pow(s, norm_.exponent / P - 1) / norm_.divisor;
+        const double scale = g * dmu_ds * P;
+        for (index_t d = 0; d < norm_.dim; ++d) {
+          const double xd = double(x[d]);
+          if (xd != 0) dx[d] += T(scale * power(std::abs(xd)) * double((xd > 0) - (xd < 0)));
+        }
+        return;
+      }
+    }
+    norm_.magnitude_backward(x, g, dx);
+  }
+
+  // -------- per-row data, one task per block of QB query rows or KB keys --------
+  // Query rows (b, h, i) at row index (b·Hq + h)·lq_pad + i:
+  //   fq_   features, row-major (stride F)            the A operand of S = Fq·Fkᵀ
+  //   fqt_  features transposed per query block, [Fr][QB]   the A operand of dFkᵀ += Fqᵀ·dS
+  //   do_   d_out rows (stride Dv)                     the A operand of dP = dO·Vᵀ
+  //   dot_  d_out transposed per query block, [Dvr][QB]     the A operand of dVᵀ += dOᵀ·P
+  //   shift_ = lse − c_i (+inf for fully masked and padding rows), row_dot_ = do_i·o_i
+  // Padding rows and columns are zero. The dq partials of the rows are zeroed here.
+  void prepare_queries(const tensor_view<const T>& q, const tensor_view<const T>& out, const row_stat_view<const T>& lse,
+                       const tensor_view<const T>& d_out) {
+    const index_t Hq = s_.q_heads, Dv = s_.v_dim, tasks = s_.batch * Hq * q_blocks_;
+#pragma omp for schedule(dynamic, 1) nowait
+    for (index_t task = 0; task < tasks; ++task) {
+      const index_t qb = task % q_blocks_, bh = task / q_blocks_, b = bh / Hq, h = bh % Hq;
+      const index_t i0 = qb * QB, n_rows = std::min(QB, s_.q_len - i0), base = bh * lq_pad_ + i0;
+      T* fq = fq_ + base * F_;
+      T* d_rows = do_ + base * Dv;
+      for (index_t r0 = 0; r0 < n_rows; r0 += row_block) {
+        const T* x[row_block];
+        double terms[row_block];
+        const index_t n = std::min(row_block, n_rows - r0);
+        for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r0 + r);
+        prepare_rows(h, x, n, fq + r0 * F_, terms, /*queries=*/true);
+        for (index_t r = 0; r < n; ++r) {
+          const index_t i = i0 + r0 + r;
+          const double term = terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0);
+          // p_ij = exp(ℓ_ij − (lse_i − c_i)); a fully masked row has lse = −inf and no weights
+          shift_[base + r0 + r] = lse(b, h, i) == minus_inf ? plus_inf : lse(b, h, i) - T(term);
+          const T* g = d_out.row(b, h, i);
+          row_dot_[base + r0 + r] = simd::dot(g, out.row(b, h, i), Dv);
+          std::copy(g, g + Dv, d_rows + (r0 + r) * Dv);
+        }
+      }
+      std::fill(fq + n_rows * F_, fq + QB * F_, T(0));
+      std::fill(d_rows + n_rows * Dv, d_rows + QB * Dv, T(0));
+      std::fill(shift_ + base + n_rows, shift_ + base + QB, plus_inf);
+      std::fill(row_dot_ + base + n_rows, row_dot_ + base + QB, T(0));
+      transpose_block(fq, F_, Fr_, fqt_ + base * Fr_);
+      transpose_block(d_rows, Dv, Dvr_, dot_ + base * Dvr_);
+      for (index_t c = 0; c < chunks_; ++c) {
+        T* dq = dqp_ + (c * s_.batch * Hq * lq_pad_ + base) * Fw_;
+        std::fill(dq, dq + QB * Fw_, T(0));
       }
     }
   }
 
-  void queries_pass(const tensor_view<const T>& q, const tensor_view<const T>& v, const tensor_view<const T>& d_out,
-                    const attention_grads<T>& grads) {
-    const index_t blocks = (s_.q_len + block - 1) / block;
-    block_workspace w;
-    block_matrix dfq;
+  // dst[c][r] = src[r][c] for QB rows of `cols` columns; columns up to `rows_out` are zero.
+  static void transpose_block(const T* src, index_t cols, index_t rows_out, T* dst) {
+    for (index_t c = 0; c < cols; ++c)
+      for (index_t r = 0; r < QB; ++r) dst[c * QB + r] = src[r * cols + c];
+    std::fill(dst + cols * QB, dst + rows_out * QB, T(0));
+  }
+
+  // Keys (b, feature head hf, j) at key index (b·Hf + hf)·lk_pad + j:
+  //   fkp_  features in panels of NR keys, [F][NR] (the forward's layout)   S = Fq·Fkᵀ
+  //   fkr_  features row-major, stride Fw (zero-padded)                     dq += dS·Fk
+  //   key_term_ = kernel row term + μ(k_j), −inf for padding keys
+  // and values (b, kv head, j): vp_ in panels [Dv][NR]                      dP = dO·Vᵀ
+  void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v) {
+    const index_t Hf = feature_heads_, Dv = s_.v_dim;
+    const index_t feature_tasks = s_.batch * Hf * k_blocks_, value_tasks = s_.batch * s_.kv_heads * k_blocks_;
+    std::vector<T> rows(std::size_t(row_block * F_));
+#pragma omp for schedule(dynamic, 1) nowait
+    for (index_t task = 0; task < feature_tasks + value_tasks; ++task) {
+      const bool features = task < feature_tasks;
+      const index_t t = features ? task : task - feature_tasks;
+      const index_t kb = t % k_blocks_, bh = t / k_blocks_;
+      const index_t j0 = kb * KB, j1 = std::min(j0 + KB, lk_pad_);
+      if (!features) {
+        const index_t b = bh / s_.kv_heads, hk = bh % s_.kv_heads;
+        for (index_t j = j0; j < j1; ++j) {
+          T* panel = vp_ + (bh * lk_pad_ + j / NR * NR) * Dv + j % NR;
+          const T* x = j < s_.k_len ? v.row(b, hk, j) : nullptr;
+          for (index_t d = 0; d < Dv; ++d) panel[d * NR] = x ? x[d] : T(0);
+        }
+        continue;
+      }
+      const index_t b = bh / Hf, hf = bh % Hf;
+      const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
+      for (index_t jb = j0; jb < j1; jb += row_block) {
+        const T* x[row_block];
+        double terms[row_block];
+        const index_t n = std::clamp<index_t>(s_.k_len - jb, 0, std::min(row_block, j1 - jb));
+        for (index_t r = 0; r < n; ++r) x[r] = k.row(b, hk, jb + r);
+        if (n > 0) prepare_rows(hf, x, n, rows.data(), terms, /*queries=*/false);
+        for (index_t j = jb; j < std::min(jb + row_block, j1); ++j) {
+          const index_t key = bh * lk_pad_ + j;
+          T* panel = fkp_ + (bh * lk_pad_ + j / NR * NR) * F_ + j % NR;
+          T* row = fkr_ + key * Fw_;
+          if (j < s_.k_len) {
+            const T* f = rows.data() + (j - jb) * F_;
+            key_term_[key] = T(terms[j - jb] + norm_.magnitude(x[j - jb]));
+            for (index_t c = 0; c < F_; ++c) panel[c * NR] = f[c];
+            std::copy(f, f + F_, row);
+          } else { // padding keys: zero features, weight exp(−inf) = 0
+            key_term_[key] = minus_inf;
+            for (index_t c = 0; c < F_; ++c) panel[c * NR] = T(0);
+            std::fill(row, row + F_, T(0));
+          }
+          std::fill(row + F_, row + Fw_, T(0));
+        }
+      }
+    }
+#pragma omp barrier
+  }
+
+  // -------- the keys pass: one task per (batch, kv head, chunk of key blocks) --------
+  struct workspace {
+    aligned_buffer<T> s, dp, dvt, dfk, dterm, dterm_head, logit, deriv, ones, frows, dz, spectral;
+    workspace(index_t Dvr, index_t Fr, index_t Fw, index_t F, index_t Z, std::size_t spectral_size)
+        : s(std::size_t(QB * KB)), dp(std::size_t(QB * KB)), dvt(std::size_t(Dvr * KB)),
+          dfk(std::size_t(std::max(Fr, Fw) * KB)), dterm(KB), dterm_head(KB), logit(KB), deriv(KB), ones(MR),
+          frows(std::size_t(pull_rows * F)), dz(std::size_t(pull_rows * std::max<index_t>(Z, 1))),
+          spectral(std::max<std::size_t>(spectral_size, 1)) {
+      std::fill(ones.data(), ones.data() + MR, T(1));
+    }
+  };
+
+  void keys_pass(const tensor_view<const T>& k, const attention_grads<T>& grads) {
+    workspace ws(Dvr_, Fr_, Fw_, F_, Z_, spectral_scratch_size());
+    const index_t tasks = s_.batch * s_.kv_heads * chunks_;
 #pragma omp for schedule(dynamic, 1)
-    for (index_t task = 0; task < s_.batch * s_.q_heads * blocks; ++task) {
-      const index_t b = task / (s_.q_heads * blocks), h = (task / blocks) % s_.q_heads, i0 = (task % blocks) * block;
-      const index_t m = std::min<index_t>(block, s_.q_len - i0);
-      const index_t hk = Heads::kv_head(h, s_.q_heads, s_.kv_heads), hf = feature_head(h, hk);
-      dfq.setZero(m, F_);
-      for (index_t j0 = 0; j0 < s_.k_len; j0 += block) {
-        const index_t n = std::min<index_t>(block, s_.k_len - j0);
-        if (block_gradient(v, d_out, b, h, hk, i0, m, j0, n, w))
-          pairwise_backward_queries(score_gradient(w), query_features(b, h, i0, m), key_features(b, hf, j0, n), dfq);
+    for (index_t task = 0; task < tasks; ++task) {
+      const index_t c = task % chunks_, bhk = task / chunks_;
+      // key blocks c, c + chunks, …: interleaved, so causal work spreads evenly over the chunks
+      for (index_t kb = c; kb < k_blocks_; kb += chunks_)
+        key_block(k, grads, bhk / s_.kv_heads, bhk % s_.kv_heads, c, kb, ws);
+    }
+  }
+
+  // dv, dk of keys [j0, j0 + KB) of kv head hk, over every query of every query head of the group;
+  // the dq contributions go to the partial of chunk c.
+  void key_block(const tensor_view<const T>& k, const attention_grads<T>& grads, index_t b, index_t hk, index_t c,
+                 index_t kb, workspace& ws) {
+    const index_t j0 = kb * KB, j1 = std::min(j0 + KB, s_.k_len), n = j1 - j0, kw = round_up(n, NR);
+    const index_t dfk_size = dot_pairwise ? Fr_ * kw : kw * Fw_;
+    std::fill(ws.dvt.data(), ws.dvt.data() + Dvr_ * kw, T(0));
+    std::fill(ws.dterm.data(), ws.dterm.data() + kw, T(0));
+    for (index_t j = j0; j < j1; ++j) std::fill(grads.dk.row(b, hk, j), grads.dk.row(b, hk, j) + s_.qk_dim, T(0));
+    if (!Kernel::head_dependent) std::fill(ws.dfk.data(), ws.dfk.data() + dfk_size, T(0));
+    for (index_t h = 0; h < s_.q_heads; ++h) {
+      if (Heads::kv_head(h, s_.q_heads, s_.kv_heads) != hk) continue;
+      T* dterm = ws.dterm.data();
+      if (Kernel::head_dependent) {
+        std::fill(ws.dfk.data(), ws.dfk.data() + dfk_size, T(0));
+        std::fill(ws.dterm_head.data(), ws.dterm_head.data() + kw, T(0));
+        dterm = ws.dterm_head.data();
       }
-      for (index_t r = 0; r < m; ++r) {
-        T* dx = grads.dq.row(b, h, i0 + r);
-        std::fill(dx, dx + s_.qk_dim, T(0));
-        T* dz = spectral_kernel ? dzq_.data() + ((b * s_.q_heads + h) * s_.q_len + i0 + r) * Z_ : nullptr;
-        // Σ_j dℓ_ij = 0: the query's own term gets no gradient
-        row_backward(true, h, q.row(b, h, i0 + r), dfq.data() + r * F_, 0.0, dx, dz);
+      for (index_t qb = 0; qb < q_blocks_; ++qb) {
+        const index_t i0 = qb * QB, rows = std::min(QB, s_.q_len - i0);
+        if (masks_.tile(b, h, i0, i0 + rows, j0, j1) == tile_state::empty) continue;
+        query_block(b, h, hk, c, i0, rows, j0, j1, kw, dterm, ws);
       }
+      if (Kernel::head_dependent) {
+        pull_back_keys(k, grads, b, hk, h, j0, n, kw, ws.dterm_head.data(), ws);
+        for (index_t j = 0; j < kw; ++j) ws.dterm[j] += ws.dterm_head[j];
+      }
+    }
+    if (!Kernel::head_dependent) pull_back_keys(k, grads, b, hk, hk, j0, n, kw, ws.dterm.data(), ws);
+    for (index_t j = 0; j < n; ++j) {
+      // the key term enters ℓ with slope 1: μ(k_j) gets Σ_i dℓ_ij
+      magnitude_backward(k.row(b, hk, j0 + j), double(ws.dterm[j]), grads.dk.row(b, hk, j0 + j));
+      if (grads.dp) key_dterm_[std::size_t((b * s_.kv_heads + hk) * s_.k_len + j0 + j)] = ws.dterm[j];
+      T* dv = grads.dv.row(b, hk, j0 + j);
+      for (index_t d = 0; d < s_.v_dim; ++d) dv[d] = ws.dvt[d * kw + j];
+    }
+  }
+
+  // dk += the pull-back of the accumulated feature gradients of keys [j0, j0 + n) through head h's
+  // feature map (with their key-term gradients dterm).
+  void pull_back_keys(const tensor_view<const T>& k, const attention_grads<T>& grads, index_t b, index_t hk, index_t h,
+                      index_t j0, index_t n, index_t kw, const T* dterm, workspace& ws) {
+    for (index_t jb = 0; jb < n; jb += pull_rows) {
+      const index_t rows = std::min(pull_rows, n - jb);
+      const T* x[pull_rows];
+      T* dx[pull_rows];
+      T* dz[pull_rows];
+      for (index_t r = 0; r < rows; ++r) {
+        const index_t j = jb + r;
+        if constexpr (dot_pairwise)
+          for (index_t f = 0; f < F_; ++f) ws.frows[std::size_t(r * F_ + f)] = ws.dfk[std::size_t(f * kw + j)];
+        else
+          std::copy(ws.dfk.data() + j * Fw_, ws.dfk.data() + j * Fw_ + F_, ws.frows.data() + r * F_);
+        x[r] = k.row(b, hk, j0 + j);
+        dx[r] = grads.dk.row(b, hk, j0 + j);
+        dz[r] = ws.dz.data() + r * std::max<index_t>(Z_, 1);
+        if constexpr (spectral_kernel)
+          if (spectral_wanted_) dz[r] = dzk_.data() + ((b * s_.q_heads + h) * s_.k_len + j0 + j) * Z_;
+      }
+      rows_backward(false, h, x, rows, ws.frows.data(), F_, dterm + jb, dx, dz, ws.spectral);
+    }
+  }
+
+  // One query block (rows [i0, i0 + rows) of head h) against one key block: per MR rows, the
+  // scores S and dP = dO·Vᵀ (the forward's micro-kernel over packed panels), then P, dℓ, dS and
+  // dq += dS·Fk; then for the whole block dVᵀ += dOᵀ·P and dFkᵀ += Fqᵀ·dS.
+  void query_block(index_t b, index_t h, index_t hk, index_t c, index_t i0, index_t rows, index_t j0, index_t j1,
+                   index_t kw, T* dterm, workspace& ws) const {
+    const index_t Dv = s_.v_dim, bh = b * s_.q_heads + h, base = bh * lq_pad_ + i0;
+    const index_t fh = b * feature_heads_ + feature_head(h, hk);
+    const T* fq = fq_ + base * F_;
+    const T* d_rows = do_ + base * Dv;
+    const T* panels = fkp_ + (fh * lk_pad_ + j0) * F_;
+    const T* v_panels = vp_ + ((b * s_.kv_heads + hk) * lk_pad_ + j0) * Dv;
+    const T* fk_rows = fkr_ + (fh * lk_pad_ + j0) * Fw_;
+    const T* key_term = key_term_ + fh * lk_pad_ + j0;
+    T* dq = dqp_ + (c * s_.batch * s_.q_heads * lq_pad_ + base) * Fw_;
+    const index_t padded_rows = round_up(rows, MR);
+    for (index_t r0 = 0; r0 < padded_rows; r0 += MR) {
+      const index_t block_rows = std::min(MR, rows - r0);
+      T* s = ws.s.data() + r0 * kw;
+      T* dp = ws.dp.data() + r0 * kw;
+      const tile_state state = masks_.tile(b, h, i0 + r0, i0 + r0 + block_rows, j0, j1);
+      // keys past the last one any row of the block can see are not computed (causal diagonal)
+      const index_t visible_end =
+          state == tile_state::empty ? j0 : std::min(j1, masks_.key_end(b, h, i0 + r0, i0 + r0 + block_rows, j1));
+      if (visible_end <= j0) {
+        std::fill(s, s + MR * kw, T(0));
+        std::fill(dp, dp + MR * kw, T(0));
+        continue;
+      }
+      const index_t panel_count = (visible_end - j0 + NR - 1) / NR, keys = panel_count * NR;
+      tile_product<T, Kernel::pairwise>(fq + r0 * F_, F_, panels, panel_count, F_, s, kw);
+      tile_product<T, pairwise_op::dot>(d_rows + r0 * Dv, Dv, v_panels, panel_count, Dv, dp, kw);
+      weights(b, h, i0 + r0, j0, j1, keys, kw, block_rows, state, s, dp, key_term, shift_ + base + r0,
+              row_dot_ + base + r0, dterm, ws);
+      if constexpr (dot_pairwise) {
+        accumulate_pv(dq + r0 * Fw_, Fw_, ws.ones.data(), dp, kw, fk_rows, Fw_, keys);
+      } else {
+        l1_pull_back(fq + r0 * F_, dp, kw, block_rows, keys, fk_rows, dq + r0 * Fw_, ws.dfk.data());
+      }
+    }
+    const T* dot = dot_ + base * Dvr_;
+    for (index_t d0 = 0; d0 < Dvr_; d0 += MR)
+      accumulate_pv(ws.dvt.data() + d0 * kw, kw, ws.ones.data(), dot + d0 * QB, QB, ws.s.data(), kw, padded_rows);
+    if constexpr (dot_pairwise) {
+      const T* fqt = fqt_ + base * Fr_;
+      for (index_t f0 = 0; f0 < Fr_; f0 += MR)
+        accumulate_pv(ws.dfk.data() + f0 * kw, kw, ws.ones.data(), fqt + f0 * QB, QB, ws.dp.data(), kw, padded_rows);
+    }
+  }
+
+  // MR rows of a block: P_ij = exp(ℓ_ij − shift_i) replaces S, dS = dℓ · d log κ/ds replaces dP
+  // (dℓ_ij = P_ij (dP_ij − D_i)), Σ_i dℓ_ij goes to dterm. Columns from `keys` to kw are zeroed.
+  void weights(index_t b, index_t h, index_t first_row, index_t j0, index_t j1, index_t keys, index_t kw,
+               index_t block_rows, tile_state state, T* s_block, T* dp_block, const T* key_term, const T* shift,
+               const T* row_dot, T* dterm, workspace& ws) const {
+    for (index_t r = 0; r < MR; ++r) {
+      T* s = s_block + r * kw;
+      T* dp = dp_block + r * kw;
+      const T shift_r = r < block_rows ? shift[r] : plus_inf;
+      if (shift_r == plus_inf) { // padding row or fully masked row: no weights
+        std::fill(s, s + kw, T(0));
+        std::fill(dp, dp + kw, T(0));
+        continue;
+      }
+      const index_t i = first_row + r;
+      const bool masked = state != tile_state::full && masks_.tile(b, h, i, i + 1, j0, j1) != tile_state::full;
+      T* logit = ws.logit.data();
+      if (masked) {
+        for (index_t j = 0; j < keys; j += W)
+          (kernel_.log_kernel(V::load_aligned(s + j)) + simd::load(key_term + j)).store_aligned(logit + j);
+        masks_.apply(b, h, i, j0, std::min(keys, j1 - j0), logit);
+      }
+      if constexpr (!identity_log_kernel)
+        for (index_t j = 0; j < keys; ++j) ws.deriv[std::size_t(j)] = kernel_.log_kernel_derivative(s[j]);
+      const V vshift(shift_r), vdot(row_dot[r]);
+      for (index_t j = 0; j < keys; j += W) {
+        const V sv = V::load_aligned(s + j);
+        const V lg = masked ? V::load_aligned(logit + j) : kernel_.log_kernel(sv) + simd::load(key_term + j);
+        const V p = xsimd::exp(lg - vshift);
+        const V dl = p * (V::load_aligned(dp + j) - vdot);
+        (V::load_aligned(dterm + j) + dl).store_aligned(dterm + j);
+        V ds = dl;
+        if constexpr (!identity_log_kernel)
+          ds = xsimd::select(dl == V(T(0)), V(T(0)), dl * V::load_aligned(ws.deriv.data() + j));
+        p.store_aligned(s + j);
+        ds.store_aligned(dp + j);
+      }
+      std::fill(s + keys, s + kw, T(0));
+      std::fill(dp + keys, dp + kw, T(0));
+    }
+  }
+
+  // The L1 pairwise op's pull-back (laplacian): S_ij = Σ_f |fq_if − fk_jf|, so
+  // dq_i += Σ_j dS_ij sign(fq_i − fk_j) and dfk_j −= Σ_i dS_ij sign(fq_i − fk_j) (rows of stride Fw).
+  void l1_pull_back(const T* fq, const T* ds, index_t kw, index_t block_rows, index_t keys, const T* fk_rows, T* dq,
+                    T* dfk) const {
+    for (index_t r = 0; r < block_rows; ++r)
+      for (index_t j = 0; j < keys; ++j) {
+        const T g = ds[r * kw + j];
+        if (g == T(0)) continue;
+        const T* a = fq + r * F_;
+        const T* kj = fk_rows + j * Fw_;
+        T* dqr = dq + r * Fw_;
+        T* dkj = dfk + j * Fw_;
+        for (index_t f = 0; f < F_; ++f) {
+          const T t = a[f] > kj[f] ? g : a[f] < kj[f] ? -g : T(0);
+          dqr[f] += t;
+          dkj[f] -= t;
+        }
+      }
+  }
+
+  // -------- dq: the chunks' partials summed in chunk order, pulled back through the query map --------
+  void queries_pass(const tensor_view<const T>& q, const attention_grads<T>& grads) {
+    const index_t Hq = s_.q_heads, blocks = (s_.q_len + pull_rows - 1) / pull_rows, Z = std::max<index_t>(Z_, 1);
+    aligned_buffer<T> dfq(std::size_t(pull_rows * F_)), dz_scratch(std::size_t(pull_rows * Z)),
+        scratch(std::max<std::size_t>(spectral_scratch_size(), 1));
+#pragma omp for schedule(static)
+    for (index_t task = 0; task < s_.batch * Hq * blocks; ++task) {
+      const index_t bh = task / blocks, i0 = task % blocks * pull_rows, b = bh / Hq, h = bh % Hq;
+      const index_t rows = std::min(pull_rows, s_.q_len - i0);
+      const T* x[pull_rows];
+      T* dx[pull_rows];
+      T* dz[pull_rows];
+      std::fill(dfq.data(), dfq.data() + pull_rows * F_, T(0));
+      for (index_t r = 0; r < rows; ++r) {
+        const index_t i = i0 + r;
+        T* g = dfq.data() + r * F_;
+        for (index_t c = 0; c < chunks_; ++c) {
+          const T* part = dqp_ + ((c * s_.batch * Hq + bh) * lq_pad_ + i) * Fw_;
+          for (index_t f = 0; f < F_; ++f) g[f] += part[f];
+        }
+        x[r] = q.row(b, h, i);
+        dx[r] = grads.dq.row(b, h, i);
+        std::fill(dx[r], dx[r] + s_.qk_dim, T(0));
+        dz[r] = dz_scratch.data() + r * Z;
+        if constexpr (spectral_kernel)
+          if (spectral_wanted_) dz[r] = dzq_.data() + (bh * s_.q_len + i) * Z_;
+      }
+      // Σ_j dℓ_ij = 0: the query's own term gets no gradient
+      rows_backward(true, h, x, rows, dfq.data(), F_, nullptr, dx, dz, scratch);
+    }
+  }
+
+  // dℓ of query row i of head h for keys [j0, j0 + n), one pair at a time (the bias pass).
+  void row_gradient(const tensor_view<const T>& v, index_t b, index_t h, index_t i, index_t j0, index_t n, T* dl,
+                    T* logit) const {
+    const index_t hk = Heads::kv_head(h, s_.q_heads, s_.kv_heads), fh = b * feature_heads_ + feature_head(h, hk);
+    const index_t row = (b * s_.q_heads + h) * lq_pad_ + i;
+    const T shift = shift_[row];
+    if (shift == plus_inf) {
+      std::fill(dl, dl + n, T(0));
+      return;
+    }
+    const T* fq = fq_ + row * F_;
+    for (index_t j = 0; j < n; ++j) {
+      const T* fk = fkr_ + (fh * lk_pad_ + j0 + j) * Fw_;
+      T s = 0;
+      if constexpr (dot_pairwise) {
+        s = simd::dot(fq, fk, F_);
+      } else {
+        for (index_t f = 0; f < F_; ++f) s += std::abs(fq[f] - fk[f]);
+      }
+      logit[j] = kernel_.log_kernel(s) + key_term_[fh * lk_pad_ + j0 + j];
+    }
+    masks_.apply(b, h, i, j0, n, logit);
+    const T* g = do_ + row * s_.v_dim;
+    for (index_t j = 0; j < n; ++j) {
+      const T p = std::exp(logit[j] - shift);
+      dl[j] = p == T(0) ? T(0) : p * (simd::dot(g, v.row(b, hk, j0 + j), s_.v_dim) - row_dot_[row]);
     }
   }
 
   // dbias: one task per row (bb, hh, ii) of the bias, summing dℓ over the (b, h, i) it broadcasts
   // to in a fixed order, so no two tasks write the same element.
-  void bias_pass(const tensor_view<const T>& v, const tensor_view<const T>& d_out, const dense_view<T>& dbias) {
+  void bias_pass(const tensor_view<const T>& v, const dense_view<T>& dbias) {
     const auto& sz = bias_sizes_;
-    block_workspace w;
+    std::vector<T> dl(static_cast<std::size_t>(KB)), logit(static_cast<std::size_t>(KB));
 #pragma omp for schedule(dynamic, 1)
     for (index_t row = 0; row < sz[0] * sz[1] * sz[2]; ++row) {
       const index_t bb = row / (sz[1] * sz[2]), hh = (row / sz[2]) % sz[1], ii = row % sz[2];
@@ -327,35 +736,44 @@ private:
       for (index_t b = sz[0] == 1 ? 0 : bb; b < (sz[0] == 1 ? s_.batch : bb + 1); ++b)
         for (index_t h = sz[1] == 1 ? 0 : hh; h < (sz[1] == 1 ? s_.q_heads : hh + 1); ++h)
           for (index_t i = sz[2] == 1 ? 0 : ii; i < (sz[2] == 1 ? s_.q_len : ii + 1); ++i)
-            for (index_t j0 = 0; j0 < s_.k_len; j0 += block) {
-              const index_t n = std::min<index_t>(block, s_.k_len - j0);
-              if (!block_gradient(v, d_out, b, h, Heads::kv_head(h, s_.q_heads, s_.kv_heads), i, 1, j0, n, w)) continue;
-              for (index_t j = 0; j < n; ++j) dbias(bb, hh, ii, sz[3] == 1 ? 0 : j0 + j) += w.dl(0, j);
+            for (index_t j0 = 0; j0 < s_.k_len; j0 += KB) {
+              const index_t n = std::min(KB, s_.k_len - j0);
+              if (masks_.tile(b, h, i, i + 1, j0, j0 + n) == tile_state::empty) continue;
+              row_gradient(v, b, h, i, j0, n, dl.data(), logit.data());
+              for (index_t j = 0; j < n; ++j) dbias(bb, hh, ii, sz[3] == 1 ? 0 : j0 + j) += dl[std::size_t(j)];
             }
     }
   }
 
+  using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using const_rows = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
+  static constexpr index_t eigen_block = 32;
+
   // Per query head h: G_h = Σ_b Q_bhᵀ dZq_bh + K_b,kv(h)ᵀ dZk_bh (D × Z), one task per head;
-  // write_spectral then adds them to the spectral points' gradients in head order.
+  // write_spectral then adds them to the spectral points' gradients in head order. Every Eigen
+  // product writes at most 32 rows, so Eigen never starts OpenMP threads of its own inside ours.
   void spectral_pass(const tensor_view<const T>& q, const tensor_view<const T>& k) {
     if constexpr (spectral_kernel) {
       const index_t D = s_.qk_dim;
       using dz_rows = Eigen::Map<const matrix>;
+      auto view_rows = [](const tensor_view<const T>& t, index_t b, index_t h, index_t l0, index_t n) {
+        return const_rows(t.row(b, h, l0), n, t.cols, Eigen::OuterStride<>(t.row_stride));
+      };
 #pragma omp for schedule(dynamic, 1)
       for (index_t h = 0; h < s_.q_heads; ++h) {
         const index_t hk = Heads::kv_head(h, s_.q_heads, s_.kv_heads);
         Eigen::Map<matrix> G(spectral_partials_.data() + h * D * Z_, D, Z_);
-        for (index_t d0 = 0; d0 < D; d0 += block) { // destinations of at most 32 rows (see block_matrix)
-          const index_t nd = std::min<index_t>(block, D - d0);
+        for (index_t d0 = 0; d0 < D; d0 += eigen_block) {
+          const index_t nd = std::min<index_t>(eigen_block, D - d0);
           auto g = G.middleRows(d0, nd);
           for (index_t b = 0; b < s_.batch; ++b) {
-            for (index_t i0 = 0; i0 < s_.q_len; i0 += block) {
-              const index_t m = std::min<index_t>(block, s_.q_len - i0);
+            for (index_t i0 = 0; i0 < s_.q_len; i0 += eigen_block) {
+              const index_t m = std::min<index_t>(eigen_block, s_.q_len - i0);
               g.noalias() += view_rows(q, b, h, i0, m).middleCols(d0, nd).transpose() *
                              dz_rows(dzq_.data() + ((b * s_.q_heads + h) * s_.q_len + i0) * Z_, m, Z_);
             }
-            for (index_t j0 = 0; j0 < s_.k_len; j0 += block) {
-              const index_t n = std::min<index_t>(block, s_.k_len - j0);
+            for (index_t j0 = 0; j0 < s_.k_len; j0 += eigen_block) {
+              const index_t n = std::min<index_t>(eigen_block, s_.k_len - j0);
               g.noalias() += view_rows(k, b, hk, j0, n).middleCols(d0, nd).transpose() *
                              dz_rows(dzk_.data() + ((b * s_.q_heads + h) * s_.k_len + j0) * Z_, n, Z_);
             }
@@ -384,8 +802,14 @@ private:
   bound_norm norm_;
   masks_type masks_;
   index_t F_, feature_heads_, Z_ = 0;
+  index_t Fw_ = 0, Fr_ = 0, Dvr_ = 0, q_blocks_ = 0, lq_pad_ = 0, k_blocks_ = 0, lk_pad_ = 0, chunks_ = 0;
+  bool spectral_wanted_ = false;
   std::array<index_t, 4> bias_sizes_{};
-  std::vector<T> fq_, fk_, key_term_, shift_, row_dot_, dzq_, dzk_, key_dterm_, spectral_partials_;
+  // per-call data in the calling thread's scratch arena (see prepare_queries / prepare_keys)
+  T *fq_ = nullptr, *fqt_ = nullptr, *do_ = nullptr, *dot_ = nullptr, *shift_ = nullptr, *row_dot_ = nullptr;
+  T *fkp_ = nullptr, *fkr_ = nullptr, *key_term_ = nullptr, *vp_ = nullptr, *dqp_ = nullptr;
+  std::vector<T> dzq_, dzk_, key_dterm_, spectral_partials_;
+  std::array<aligned_buffer<T>, 2> omega_t_; // the random-feature maps' Ω transposed (spectral_rows_backward)
 };
 
 template <class T, class Kernel, class Norm, class... Masks>
