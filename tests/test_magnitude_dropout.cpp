@@ -124,3 +124,51 @@ TEST_CASE("magnitude dropout: reference backward == central finite differences")
     }
   }
 }
+
+TEST_CASE_TEMPLATE("magnitude dropout: fused backward == reference backward, bitwise for 1 and 2 threads", T, float, double) {
+  const double tol = std::is_same_v<T, float> ? 1e-3 : 1e-9;
+  constexpr index_t B = 2, Hq = 4, Hkv = 2, D = 16, Dv = 8, M = 5;
+  std::vector<T> w1(Hq * D * M), w2(w1.size());
+  fill_normal(w1, 1, 0.3);
+  fill_normal(w2, 2, 0.3);
+  const auto yaglom = ika::yaglom_rff{ika::spectral(static_cast<const T*>(w1.data()), Hq, D, M),
+                                      ika::spectral(static_cast<const T*>(w2.data()), Hq, D, M)};
+  for (const auto& [Lq, Lk] : {std::pair<index_t, index_t>{7, 33}, {70, 140}}) {
+    qkv_problem<T> p(layout::blhd, B, Hq, Hkv, Lq, Lk, D, Dv, 3 + Lq, 0.8);
+    std::vector<T> d_out(std::size_t(B * Hq * Lq * Dv));
+    fill_normal(d_out, 4);
+    auto check = [&](const std::string& what, const auto& expr) {
+      INFO(what << " Lq=" << Lq << " Lk=" << Lk);
+      result<T> fwd(B, Hq, Lq, Dv);
+      ika::attention(p.q, p.k, p.v, fwd.o(), expr, {.lse = fwd.l()});
+      std::vector<T> grads[2][3];
+      T dp[2];
+      for (int t = 0; t < 2; ++t) {
+        grads[t][0].resize(std::size_t(B * Hq * Lq * D));
+        grads[t][1].resize(std::size_t(B * Hkv * Lk * D));
+        grads[t][2].resize(std::size_t(B * Hkv * Lk * Dv));
+        ika::attention_grads<T> g{ika::bhld(grads[t][0].data(), B, Hq, Lq, D), ika::bhld(grads[t][1].data(), B, Hkv, Lk, D),
+                                  ika::bhld(grads[t][2].data(), B, Hkv, Lk, Dv)};
+        g.dp = &dp[t];
+        ika::attention_backward(p.q, p.k, p.v, ika::tensor_view<const T>(fwd.o()),
+                                ika::row_stat_view<const T>{fwd.lse.data(), B, Hq, Lq, Hq * Lq, Lq, 1},
+                                ika::tensor_view<const T>(ika::bhld(d_out.data(), B, Hq, Lq, Dv)), expr, g, t + 1);
+      }
+      const auto ref = ika::reference::attention_backward(p.q, p.k, p.v, ika::bhld(d_out.data(), B, Hq, Lq, Dv), expr);
+      CHECK(relative_error(grads[0][0], ref.dq) <= tol);
+      CHECK(relative_error(grads[0][1], ref.dk) <= tol);
+      CHECK(relative_error(grads[0][2], ref.dv) <= tol);
+      CHECK(std::abs(double(dp[0]) - ref.dp) <= 10 * tol * std::max(1.0, std::abs(ref.dp)));
+      for (int g = 0; g < 3; ++g)
+        CHECK(std::memcmp(grads[0][g].data(), grads[1][g].data(), grads[0][g].size() * sizeof(T)) == 0);
+      CHECK(std::memcmp(&dp[0], &dp[1], sizeof(T)) == 0);
+    };
+    const ika::magnitude_dropout<ika::lp> drop{ika::lp{3.0}, 0.3, 17, 4};
+    const ika::magnitude_dropout<ika::lp> drop_query{ika::lp{1.8, ika::norm_exponent::two, ika::norm_divisor::code, true},
+                                                     0.2, 5, 1};
+    check("rbf", ika::log_kernel(ika::rbf{}) + ika::magnitude(drop));
+    check("rbf, query magnitude, causal",
+          ika::log_kernel(ika::rbf{}) + ika::magnitude(drop_query) + ika::mask(ika::causal_lower_right{}));
+    check("yaglom", ika::log_kernel(yaglom) + ika::magnitude(drop_query));
+  }
+}

@@ -41,6 +41,7 @@
 #include "ika/kernels/random_fourier.hpp"
 #include "ika/kernels/rbf.hpp"
 #include "ika/masks/dense.hpp"
+#include "ika/norms/magnitude_dropout.hpp"
 #include "ika/heads/heads.hpp"
 #include "ika/simd/simd.hpp"
 
@@ -90,6 +91,7 @@ inline constexpr int packed_feature_maps<random_fourier<S>> = 1;
 
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class fused_backward_engine {
+  static constexpr bool magnitude_dropout = (false || ... || is_magnitude_dropout_term<Masks>);
   using blocking = engine_blocking<T>;
   using V = simd::batch<T>;
   static constexpr index_t W = blocking::W, NR = blocking::NR, MR = blocking::MR;
@@ -183,6 +185,10 @@ public:
       }
     }
     key_dterm_.assign(grads.dp ? std::size_t(B * Hkv * Lk) : 0, T(0));
+    if constexpr (magnitude_dropout) {
+      dropout_key_.assign(std::size_t(B * Hkv * Lk), 0.0);
+      dropout_query_.assign(std::size_t(B * Hq * Lq), 0.0);
+    }
 #pragma omp parallel num_threads(team)
     {
       prepare_queries(q, out, lse, d_out);
@@ -191,6 +197,7 @@ public:
       queries_pass(q, grads);
       if (grads.dbias.data) bias_pass(v, grads.dbias);
       if (spectral_wanted_) spectral_pass(q, k);
+      if constexpr (magnitude_dropout) dropout_pass(q, k, v, grads);
     }
     if (spectral_wanted_) write_spectral(grads.dspectral);
     if constexpr (requires(const T* x) { norm_.magnitude_p_derivative(x); }) {
@@ -200,6 +207,16 @@ public:
       for (index_t r = 0; r < B * Hkv * Lk; ++r)
         if (key_dterm_[r] != T(0))
           dp += double(key_dterm_[r]) * norm_.magnitude_p_derivative(k.row(r / (Hkv * Lk), (r / Lk) % Hkv, r % Lk));
+      if constexpr (magnitude_dropout) { // the dropout term's share, keys then queries
+        for (index_t r = 0; r < B * Hkv * Lk; ++r)
+          if (dropout_key_[std::size_t(r)] != 0)
+            dp += dropout_key_[std::size_t(r)] * norm_.magnitude_p_derivative(k.row(r / (Hkv * Lk), (r / Lk) % Hkv, r % Lk));
+        if (norm_.include_query)
+          for (index_t r = 0; r < B * Hq * Lq; ++r)
+            if (dropout_query_[std::size_t(r)] != 0)
+              dp += dropout_query_[std::size_t(r)] *
+                    norm_.magnitude_p_derivative(q.row(r / (Hq * Lq), (r / Lq) % Hq, r % Lq));
+      }
       *grads.dp = T(dp);
     }
   }
@@ -745,6 +762,53 @@ private:
     }
   }
 
+  // Magnitude dropout: the last mask is the term (f_ij − 1)(μ(q_i) + μ(k_j)) (see
+  // norms/magnitude_dropout.hpp). The passes above gave μ(k_j) the slope 1 of the key term and
+  // μ(q_i) none; this pass adds Σ_i dℓ_ij (f_ij − 1) to each key's and Σ_j dℓ_ij (f_ij − 1) to
+  // each query's magnitude gradient. One task per (batch, kv head) owns its keys and its group's
+  // queries, so the sums have a fixed order. Pair by pair, like the bias pass.
+  void dropout_pass(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
+                    const attention_grads<T>& grads) {
+    if constexpr (magnitude_dropout) {
+      const auto& term = std::get<sizeof...(Masks) - 1>(masks_.masks);
+      const index_t group = s_.q_heads / s_.kv_heads;
+      std::vector<T> dl(static_cast<std::size_t>(KB)), logit(static_cast<std::size_t>(KB));
+#pragma omp for schedule(dynamic, 1)
+      for (index_t task = 0; task < s_.batch * s_.kv_heads; ++task) {
+        const index_t b = task / s_.kv_heads, hk = task % s_.kv_heads;
+        double* key_sum = dropout_key_.data() + task * s_.k_len;
+        for (index_t h = hk * group; h < (hk + 1) * group; ++h)
+          for (index_t i = 0; i < s_.q_len; ++i) {
+            double query_sum = 0;
+            for (index_t j0 = 0; j0 < s_.k_len; j0 += KB) {
+              const index_t n = std::min(KB, s_.k_len - j0);
+              if (masks_.tile(b, h, i, i + 1, j0, j0 + n) == tile_state::empty) continue;
+              row_gradient(v, b, h, i, j0, n, dl.data(), logit.data());
+              for (index_t j = 0; j < n; ++j) {
+                if (dl[std::size_t(j)] == T(0)) continue;
+                const double w = double(dl[std::size_t(j)]) * term.slope(b, h, i, j0 + j);
+                key_sum[j0 + j] += w;
+                query_sum += w;
+              }
+            }
+            dropout_query_[std::size_t((b * s_.q_heads + h) * s_.q_len + i)] = query_sum;
+          }
+      }
+#pragma omp for schedule(static)
+      for (index_t r = 0; r < s_.batch * s_.kv_heads * s_.k_len; ++r) {
+        const index_t b = r / (s_.kv_heads * s_.k_len), hk = (r / s_.k_len) % s_.kv_heads, j = r % s_.k_len;
+        magnitude_backward(k.row(b, hk, j), dropout_key_[std::size_t(r)], grads.dk.row(b, hk, j));
+      }
+      if (norm_.include_query) {
+#pragma omp for schedule(static)
+        for (index_t r = 0; r < s_.batch * s_.q_heads * s_.q_len; ++r) {
+          const index_t b = r / (s_.q_heads * s_.q_len), h = (r / s_.q_len) % s_.q_heads, i = r % s_.q_len;
+          magnitude_backward(q.row(b, h, i), dropout_query_[std::size_t(r)], grads.dq.row(b, h, i));
+        }
+      }
+    }
+  }
+
   using matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using const_rows = Eigen::Map<const matrix, Eigen::Unaligned, Eigen::OuterStride<>>;
   static constexpr index_t eigen_block = 32;
@@ -809,6 +873,7 @@ private:
   T *fq_ = nullptr, *fqt_ = nullptr, *do_ = nullptr, *dot_ = nullptr, *shift_ = nullptr, *row_dot_ = nullptr;
   T *fkp_ = nullptr, *fkr_ = nullptr, *key_term_ = nullptr, *vp_ = nullptr, *dqp_ = nullptr;
   std::vector<T> dzq_, dzk_, key_dterm_, spectral_partials_;
+  std::vector<double> dropout_key_, dropout_query_; // the dropout pass's sums per key and per query
   std::array<aligned_buffer<T>, 2> omega_t_; // the random-feature maps' Ω transposed (spectral_rows_backward)
 };
 
@@ -868,9 +933,21 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
   detail::require(lse.batch == q.batch && lse.heads == q.heads && lse.rows == q.rows, "lse", "(B, Hq, Lq) from the forward");
   detail::require(same(grads.dq, q) && same(grads.dk, k) && same(grads.dv, v), "grads",
                   "dq, dk, dv of the shapes of q, k, v");
-  detail::check_optional_grads(shape, logit, grads);
-  detail::fused_backward_engine<T, Heads, Kernel, Norm, Masks...> engine(shape, logit);
-  engine.run(q, k, v, out, lse, d_out, grads, detail::thread_team(threads));
+  if constexpr (detail::is_magnitude_dropout<Norm>) {
+    // as the forward: the inner norm plus the dropout term as the last mask (see ika::attention)
+    logit.norm.check();
+    const detail::row_magnitudes<T, decltype(logit.norm.norm)> magnitudes(logit.norm.norm, q, k);
+    const auto expanded = detail::expand_magnitude_dropout<T, Heads>(logit, magnitudes);
+    detail::check_optional_grads(shape, expanded, grads);
+    detail::fused_backward_engine<T, Heads, Kernel, decltype(logit.norm.norm), Masks...,
+                                  detail::magnitude_dropout_term<T, Heads, decltype(logit.norm.norm)>>
+        engine(shape, expanded);
+    engine.run(q, k, v, out, lse, d_out, grads, detail::thread_team(threads));
+  } else {
+    detail::check_optional_grads(shape, logit, grads);
+    detail::fused_backward_engine<T, Heads, Kernel, Norm, Masks...> engine(shape, logit);
+    engine.run(q, k, v, out, lse, d_out, grads, detail::thread_team(threads));
+  }
 }
 
 } // namespace ika
