@@ -305,6 +305,9 @@ TEST_CASE("a small Transformer memorises a synthetic task with each attention ki
   memorise(nn::multihead_attention<float, ika::rbf, ika::lp>(config, {}, ika::lp{2.0}), "softmax");
   memorise(nn::multihead_attention<float, ika::rbf, ika::lp>(c, {}, ika::lp{3.0}), "rbf + lp(3), learnable p");
   memorise(nn::multihead_attention<float, ika::laplacian, ika::lp>(config, {}, ika::lp{1.8}), "laplacian + lp(1.8)");
+  auto dropped = config;
+  dropped.magnitude_dropout = 0.1;
+  memorise(nn::multihead_attention<float, ika::rbf, ika::lp>(dropped, {}, ika::lp{3.0}), "rbf + lp(3), magnitude dropout");
   memorise(nn::multihead_attention<float, ika::random_fourier<float>, ika::lp, nn::fixed_points<float>>(
                config, {}, ika::lp{2.0}, nn::fixed_points<float>({heads, hd, 16, 1}, 4)),
            "random_fourier, fixed points");
@@ -348,4 +351,18 @@ TEST_CASE("a training step's gradients are bitwise identical for 1 and 2 threads
   omp_set_num_threads(saved);
   REQUIRE(one.size() == two.size());
   CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+}
+
+TEST_CASE("multihead_attention: magnitude dropout draws a new mask every training forward, none in evaluation") {
+  auto x = random_variable<float>({2, 9, E}, 1, 1.0, false);
+  nn::attention_config with{.d_model = E, .heads = H, .magnitude_dropout = 0.3, .seed = 4}, without = with;
+  without.magnitude_dropout = 0;
+  nn::multihead_attention<float, ika::rbf, ika::lp> a(with, {}, ika::lp{3.0}), b(without, {}, ika::lp{3.0});
+  ad::tape<float> tp;
+  auto values = [](const ad::variable<float>& y) { return std::vector<float>(y.value().begin(), y.value().end()); };
+  const auto first = values(a(tp, x)), second = values(a(tp, x)), plain = values(b(tp, x));
+  CHECK(first != second);
+  CHECK(first != plain);
+  a.train(false);
+  CHECK(values(a(tp, x)) == plain); // same seed, same parameters, no dropout in evaluation
 }

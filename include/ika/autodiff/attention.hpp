@@ -64,6 +64,9 @@ void check_attention_inputs(const logit_expression<Kernel, Norm, Masks...>& logi
     if constexpr (std::is_same_v<Norm, lp>)
       require(in.p.size() == 1 && double(in.p.value()[0]) == double(T(logit.norm.p)), "inputs.p",
               "one element equal to the norm's p = ", logit.norm.p);
+    else if constexpr (std::is_same_v<Norm, magnitude_dropout<lp>>)
+      require(in.p.size() == 1 && double(in.p.value()[0]) == double(T(logit.norm.norm.p)), "inputs.p",
+              "one element equal to the norm's p = ", logit.norm.norm.p);
     else
       require(false, "inputs.p", "an undefined variable: only the lp norm has an exponent p");
   }

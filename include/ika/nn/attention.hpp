@@ -30,6 +30,7 @@
 #include "ika/nn/layers.hpp"
 #include "ika/nn/module.hpp"
 #include "ika/nn/spectral.hpp"
+#include "ika/norms/magnitude_dropout.hpp"
 #include "ika/norms/lp_norm.hpp"
 
 namespace ika::nn {
@@ -41,6 +42,7 @@ struct attention_config {
   bool bias = true;         // biases of the four projections
   bool learnable_p = false; // the lp norm's p becomes a parameter (kept >= min_p)
   double min_p = 0.5;
+  double magnitude_dropout = 0; // dropout on the magnitude matrix in training (the public code: 0.1)
   std::uint64_t seed = 0;
 };
 
@@ -139,8 +141,19 @@ public:
     const auto [q, k, v] = project(tp, x);
     ad::attention_inputs<T> inputs;
     const auto [kernel, norm] = bind_parameters(tp, q, k, inputs);
-    const auto logit = ((ika::log_kernel(kernel) + ika::magnitude(norm)) + ... + ika::mask(masks));
-    const auto y = ad::attention<Heads>(tp, q, k, v, logit, inputs); // (B, H, L, D)
+    auto attend = [&](const auto& any_norm) {
+      const auto logit = ((ika::log_kernel(kernel) + ika::magnitude(any_norm)) + ... + ika::mask(masks));
+      return ad::attention<Heads>(tp, q, k, v, logit, inputs); // (B, H, L, D)
+    };
+    ad::variable<T> y;
+    if constexpr (!std::is_same_v<Norm, no_norm>) {
+      if (training_ && c_.magnitude_dropout > 0)
+        y = attend(ika::magnitude_dropout<Norm>{norm, c_.magnitude_dropout, derive_seed(c_.seed, 5), dropout_calls_++});
+      else
+        y = attend(norm);
+    } else {
+      y = attend(norm);
+    }
     const index_t B = x.shape()[0], L = x.shape()[1];
     return out_proj_(tp, ad::reshape(tp, ad::transpose(tp, y, 1, 2), ad::shape{B, L, c_.heads * D_}));
   }
@@ -236,6 +249,8 @@ private:
     ika::detail::require(c.kv_heads >= 1 && c.heads % c.kv_heads == 0, "config.kv_heads",
                          "a divisor of heads = ", c.heads, ", got ", c.kv_heads);
     ika::detail::require(c.min_p > 0, "config.min_p", "a value > 0, got ", c.min_p);
+    ika::detail::require(c.magnitude_dropout >= 0 && c.magnitude_dropout < 1, "config.magnitude_dropout",
+                         "a drop probability in [0, 1), got ", c.magnitude_dropout);
     return c;
   }
 
@@ -247,6 +262,7 @@ private:
   linear<T> q_proj_, k_proj_, v_proj_, out_proj_;
   ad::variable<T> p_;
   bool training_ = true;
+  std::uint64_t dropout_calls_ = 0; // one magnitude-dropout stream per training forward
 };
 
 } // namespace ika::nn
