@@ -9,48 +9,19 @@
 #include <ika/autodiff/autodiff.hpp>
 #include <ika/ika.hpp>
 
-#include "support.hpp"
+#include "ad_support.hpp"
 
 namespace ad = ika::ad;
 using ika::index_t;
 
-namespace {
-
-ad::variable<double> random_variable(ad::shape s, std::uint64_t seed, double scale = 0.8) {
-  std::vector<double> x(std::size_t(s.numel()));
-  ika_test::fill_normal(x, seed, scale);
-  return ad::variable<double>(ad::tensor<double>(s, std::span<const double>(x)), true);
-}
-
-// max |analytic − central difference| / max(1, max |analytic|) over the entries of x
-double finite_difference_error(ad::variable<double>& x, const std::function<double()>& loss) {
-  const std::vector<double> analytic(x.grad().data(), x.grad().data() + x.grad().size());
-  double worst = 0, scale = 1;
-  for (double a : analytic) scale = std::max(scale, std::abs(a));
-  for (index_t i = 0; i < x.value().size(); ++i) {
-    double& e = x.value()[i];
-    const double saved = e, h = 1e-6;
-    e = saved + h;
-    const double up = loss();
-    e = saved - h;
-    const double down = loss();
-    e = saved;
-    worst = std::max(worst, std::abs((up - down) / (2 * h) - analytic[std::size_t(i)]));
-  }
-  return worst / scale;
-}
-
-} // namespace
+using ika_test::finite_difference_error;
+using ika_test::random_variable;
 
 TEST_CASE("ad::attention: gradients for q, k, v through the tape match finite differences") {
   const index_t B = 2, Hq = 4, Hkv = 2, Lq = 9, Lk = 11, D = 5, Dv = 3;
-  auto random_variable = [](ad::shape s, std::uint64_t seed) {
-    std::vector<double> x(std::size_t(s.numel()));
-    ika_test::fill_normal(x, seed, 0.8);
-    return ad::variable<double>(ad::tensor<double>(s, std::span<const double>(x)), true);
-  };
-  auto q = random_variable({B, Hq, Lq, D}, 1), k = random_variable({B, Hkv, Lk, D}, 2), v = random_variable({B, Hkv, Lk, Dv}, 3);
-  auto w = random_variable({B, Hq, Lq, Dv}, 4); // the loss is Σ w ⊙ tanh(attention)
+  auto q = random_variable({B, Hq, Lq, D}, 1, 0.8), k = random_variable({B, Hkv, Lk, D}, 2, 0.8),
+       v = random_variable({B, Hkv, Lk, Dv}, 3, 0.8);
+  auto w = random_variable({B, Hq, Lq, Dv}, 4, 0.8); // the loss is Σ w ⊙ tanh(attention)
   const std::vector<int> lengths{int(Lk), 6};
   const auto logit = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal_lower_right{}) +
                      ika::mask(ika::key_padding{lengths});
@@ -61,28 +32,14 @@ TEST_CASE("ad::attention: gradients for q, k, v through the tape match finite di
   };
   const auto loss = loss_of();
   tp.backward(loss);
-  for (auto* x : {&q, &k, &v}) {
-    const std::vector<double> analytic(x->grad().data(), x->grad().data() + x->grad().size());
-    double worst = 0, scale = 1;
-    for (double a : analytic) scale = std::max(scale, std::abs(a));
-    for (index_t i = 0; i < x->value().size(); ++i) {
-      double& e = x->value()[i];
-      const double saved = e, h = 1e-6;
-      e = saved + h;
-      const double up = loss_of().value()[0];
-      e = saved - h;
-      const double down = loss_of().value()[0];
-      e = saved;
-      worst = std::max(worst, std::abs((up - down) / (2 * h) - analytic[std::size_t(i)]));
-    }
-    CHECK(worst / scale <= 1e-6);
-  }
+  for (auto* x : {&q, &k, &v}) CHECK(finite_difference_error(*x, [&] { return loss_of().value()[0]; }) <= 1e-6);
 }
 
 TEST_CASE("ad::attention: spectral points, an additive bias and p are trainable inputs") {
   const index_t B = 2, Hq = 4, Hkv = 2, Lq = 7, Lk = 9, D = 5, Dv = 3, M = 6;
-  auto q = random_variable({B, Hq, Lq, D}, 1), k = random_variable({B, Hkv, Lk, D}, 2), v = random_variable({B, Hkv, Lk, Dv}, 3);
-  auto w = random_variable({B, Hq, Lq, Dv}, 4);
+  auto q = random_variable({B, Hq, Lq, D}, 1, 0.8), k = random_variable({B, Hkv, Lk, D}, 2, 0.8),
+       v = random_variable({B, Hkv, Lk, Dv}, 3, 0.8);
+  auto w = random_variable({B, Hq, Lq, Dv}, 4, 0.8);
   auto w1 = random_variable({Hq, D, M}, 5, 0.3), w2 = random_variable({Hq, D, M}, 6, 0.3);
   auto bias = random_variable({1, Hq, Lq, Lk}, 7, 0.5);
   ad::variable<double> p(ad::tensor<double>(ad::shape{1}, {2.6}), true);
@@ -113,8 +70,9 @@ TEST_CASE("ad::attention: spectral points, an additive bias and p are trainable 
 
 TEST_CASE("ad::attention: inputs that the expression does not read are refused") {
   const index_t B = 1, H = 2, L = 3, D = 4, M = 2;
-  auto q = random_variable({B, H, L, D}, 1), k = random_variable({B, H, L, D}, 2), v = random_variable({B, H, L, D}, 3);
-  auto omega = random_variable({H, D, M}, 4), other = random_variable({H, D, M}, 5);
+  auto q = random_variable({B, H, L, D}, 1, 0.8), k = random_variable({B, H, L, D}, 2, 0.8),
+       v = random_variable({B, H, L, D}, 3, 0.8);
+  auto omega = random_variable({H, D, M}, 4, 0.8), other = random_variable({H, D, M}, 5, 0.8);
   ad::tape<double> tp;
   const auto rff = ika::log_kernel(ika::random_fourier{ika::spectral(static_cast<const double*>(omega.value().data()), H, D, M)});
   CHECK_NOTHROW(ad::attention(tp, q, k, v, rff, {{omega, {}}}));

@@ -19,38 +19,16 @@
 #include <ika/nn/layers.hpp>
 #include <ika/nn/optim.hpp>
 
-#include "support.hpp"
+#include "ad_support.hpp"
 
 namespace ad = ika::ad;
 namespace nn = ika::nn;
 using ika::index_t;
 
+using ika_test::finite_difference_error;
+using ika_test::random_variable;
+
 namespace {
-
-template <class T>
-ad::variable<T> random_variable(ad::shape s, std::uint64_t seed, double scale = 1.0, bool grad = true) {
-  std::vector<T> x(std::size_t(s.numel()));
-  ika_test::fill_normal(x, seed, scale);
-  return ad::variable<T>(ad::tensor<T>(s, std::span<const T>(x)), grad);
-}
-
-// max |analytic − central difference| / max(1, max |analytic|) over the entries of x
-double finite_difference_error(ad::variable<double>& x, const std::function<double()>& loss) {
-  const std::vector<double> analytic(x.grad().begin(), x.grad().end());
-  double worst = 0, scale = 1;
-  for (double a : analytic) scale = std::max(scale, std::abs(a));
-  for (index_t i = 0; i < x.value().size(); ++i) {
-    double& e = x.value()[i];
-    const double saved = e, h = 1e-6;
-    e = saved + h;
-    const double up = loss();
-    e = saved - h;
-    const double down = loss();
-    e = saved;
-    worst = std::max(worst, std::abs((up - down) / (2 * h) - analytic[std::size_t(i)]));
-  }
-  return worst / scale;
-}
 
 // Loss Σ w ⊙ attention(x) (+ the source's regularizer): every parameter and x against finite
 // differences. The module is in evaluation mode so that every evaluation sees the same draw.

@@ -79,16 +79,6 @@ constexpr int first_additive_bias() {
   return -1;
 }
 
-// The library's random-feature kernels, whose bound forms hold packed spectral points (w1, w2 or
-// omega) and a feature scale: the backward pulls gradients back through their feature maps for
-// several rows at once (see spectral_rows_backward).
-template <class Kernel>
-inline constexpr int packed_feature_maps = 0;
-template <class S>
-inline constexpr int packed_feature_maps<yaglom_rff<S>> = 2;
-template <class S>
-inline constexpr int packed_feature_maps<random_fourier<S>> = 1;
-
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class fused_backward_engine {
   static constexpr bool magnitude_dropout = (false || ... || is_magnitude_dropout_term<Masks>);
@@ -118,7 +108,10 @@ class fused_backward_engine {
     if constexpr (has_row_block_hook) return index_t(bound_kernel::rows_per_block);
     else return index_t(1);
   }();
-  static constexpr int feature_maps = packed_feature_maps<Kernel>;
+  // The library's random-feature kernels (spectral_tensor_count > 0) hold packed spectral points
+  // (w1, w2 or omega) and a feature scale: the backward pulls gradients back through their
+  // feature maps for several rows at once (see spectral_rows_backward).
+  static constexpr int feature_maps = spectral_tensor_count<Kernel>;
   // rows pulled back through the feature map together
   static constexpr index_t pull_rows = feature_maps > 0 ? packed_spectral<T>::rows : 4;
 

@@ -392,6 +392,14 @@ struct yaglom_rff {
 };
 
 namespace detail {
+// How many spectral tensors a kernel type holds: Ω of random_fourier, W₁ and W₂ of yaglom_rff.
+template <class Kernel>
+inline constexpr int spectral_tensor_count = 0;
+template <class S>
+inline constexpr int spectral_tensor_count<random_fourier<S>> = 1;
+template <class S>
+inline constexpr int spectral_tensor_count<yaglom_rff<S>> = 2;
+
 // The spectral tensors of a kernel, in the order of attention_grads::dspectral.
 template <class S>
 std::array<spectral_view<const S>, 2> spectral_points(const random_fourier<S>& k) {

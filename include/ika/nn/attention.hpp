@@ -59,23 +59,16 @@ struct no_spectral_source {
 
 namespace detail {
 
-template <class Kernel>
-inline constexpr int spectral_tensor_count = 0;
-template <class S>
-inline constexpr int spectral_tensor_count<random_fourier<S>> = 1;
-template <class S>
-inline constexpr int spectral_tensor_count<yaglom_rff<S>> = 2;
-
 // The kernel with its spectral views pointed at this forward's points.
 template <class Kernel, class T>
 Kernel with_points(Kernel kernel, const std::array<ad::variable<T>, 2>& points) {
   auto view = [](const ad::variable<T>& w) {
     return ika::spectral(static_cast<const T*>(w.value().data()), w.shape()[0], w.shape()[1], w.shape()[2]);
   };
-  if constexpr (spectral_tensor_count<Kernel> == 1) {
+  if constexpr (ika::detail::spectral_tensor_count<Kernel> == 1) {
     kernel.omega = view(points[0]);
     kernel.storage = {};
-  } else if constexpr (spectral_tensor_count<Kernel> == 2) {
+  } else if constexpr (ika::detail::spectral_tensor_count<Kernel> == 2) {
     kernel.w1 = view(points[0]);
     kernel.w2 = view(points[1]);
     kernel.storage = {};
@@ -87,7 +80,7 @@ Kernel with_points(Kernel kernel, const std::array<ad::variable<T>, 2>& points) 
 
 template <class T, class Kernel, class Norm = no_norm, class Source = no_spectral_source, class Heads = grouped_heads>
 class multihead_attention {
-  static constexpr int spectral_tensors = detail::spectral_tensor_count<Kernel>;
+  static constexpr int spectral_tensors = ika::detail::spectral_tensor_count<Kernel>;
   static_assert(spectral_tensors == 0 || std::is_same_v<Kernel, random_fourier<T>> || std::is_same_v<Kernel, yaglom_rff<T>>,
                 "ika::nn::multihead_attention: spectral points are module variables, so the kernel's point type must be T");
   static_assert(spectral_tensors == 0 || !std::is_same_v<Source, no_spectral_source>,
