@@ -37,6 +37,7 @@ struct settings {
   index_t d_model, heads, layers, ff, patch, M, batch;
   double p, lr, weight_decay, dropout;
   int epochs;
+  std::string augment;
   std::uint64_t seed;
   index_t train_limit, test_limit;
   std::filesystem::path data_dir, out_dir;
@@ -126,15 +127,50 @@ struct epoch_record {
   double train_loss, train_accuracy, test_accuracy, seconds, images_per_second;
 };
 
+// Training-time augmentation: a mirror image with probability 1/2 (garments are left-right
+// symmetric) and, for "flip-shift", a shift of up to one pixel each way, filled with background.
+// The draw depends on (seed, step, position in the batch) only, so it is the same for any thread count.
+struct augmentation {
+  bool flip = false;
+  index_t max_shift = 0;
+  ika::counter_rng rng{0};
+
+  static augmentation parse(const std::string& name, std::uint64_t seed) {
+    const ika::counter_rng rng(nn::derive_seed(seed, 300));
+    if (name == "none") return {false, 0, rng};
+    if (name == "flip") return {true, 0, rng};
+    if (name == "flip-shift") return {true, 1, rng};
+    throw std::invalid_argument("--augment must be none, flip or flip-shift, not '" + name + "'");
+  }
+  bool active() const { return flip || max_shift > 0; }
+
+  void apply(const float* in, float* out, index_t side, float background, std::uint64_t step, index_t b) const {
+    const auto w = rng.words(step, std::uint64_t(b));
+    const bool mirror = flip && (w[0] & 1u);
+    const index_t span = 2 * max_shift + 1;
+    const index_t dy = index_t(w[1] % std::uint32_t(span)) - max_shift, dx = index_t(w[2] % std::uint32_t(span)) - max_shift;
+    for (index_t y = 0; y < side; ++y)
+      for (index_t x = 0; x < side; ++x) {
+        const index_t sy = y - dy, sx0 = x - dx, sx = mirror ? side - 1 - sx0 : sx0;
+        out[y * side + x] = (sy >= 0 && sy < side && sx0 >= 0 && sx0 < side) ? in[sy * side + sx] : background;
+      }
+  }
+};
+
 // a batch of images (B, 1, side, side) and their labels from the given order
 void gather(const dataset& d, const std::vector<index_t>& order, index_t first, index_t n, ad::variable<float>& images,
-            std::vector<int>& labels) {
+            std::vector<int>& labels, const augmentation* augment = nullptr, std::uint64_t step = 0) {
   const index_t pixels = d.side * d.side;
   images.value().resize(ad::shape{n, 1, d.side, d.side});
   labels.resize(std::size_t(n));
+  constexpr float background = (0.0f - 0.2860f) / 0.3530f; // a black pixel after standardisation
   for (index_t b = 0; b < n; ++b) {
     const index_t i = order[std::size_t(first + b)];
-    std::copy_n(d.images.data() + i * pixels, pixels, images.value().data() + b * pixels);
+    float* out = images.value().data() + b * pixels;
+    if (augment && augment->active())
+      augment->apply(d.images.data() + i * pixels, out, d.side, background, step, b);
+    else
+      std::copy_n(d.images.data() + i * pixels, pixels, out);
     labels[std::size_t(b)] = d.labels[std::size_t(i)];
   }
 }
@@ -226,6 +262,7 @@ int train(const settings& s, const std::vector<Attention>& attention) {
   std::vector<index_t> order(std::size_t(train_set.count));
   std::iota(order.begin(), order.end(), index_t(0));
   std::mt19937_64 shuffle(s.seed);
+  const augmentation augment = augmentation::parse(s.augment, s.seed);
 
   std::filesystem::create_directories(s.out_dir);
   std::ofstream csv(s.out_dir / "log.csv");
@@ -245,7 +282,7 @@ int train(const settings& s, const std::vector<Attention>& attention) {
     for (index_t first = 0; first < train_set.count; first += s.batch, ++step) {
       const index_t n = std::min(s.batch, train_set.count - first);
       tp.reset();
-      gather(train_set, order, first, n, images, labels);
+      gather(train_set, order, first, n, images, labels, &augment, std::uint64_t(step));
       const auto logits = model(tp, images);
       auto loss = ad::softmax_cross_entropy(tp, logits, std::span<const int>(labels));
       const float ce = loss.value()[0];
@@ -289,7 +326,7 @@ int train(const settings& s, const std::vector<Attention>& attention) {
   std::ofstream json(s.out_dir / "summary.json");
   json << "{\n  \"attention\": \"" << s.attention << "\",\n  \"layers\": " << s.layers << ",\n  \"d_model\": " << s.d_model
        << ",\n  \"heads\": " << s.heads << ",\n  \"patch\": " << s.patch << ",\n  \"M\": " << s.M << ",\n  \"p\": " << s.p
-       << ",\n  \"epochs\": " << s.epochs << ",\n  \"batch\": " << s.batch << ",\n  \"seed\": " << s.seed
+       << ",\n  \"epochs\": " << s.epochs << ",\n  \"batch\": " << s.batch << ",\n  \"augment\": \"" << s.augment << "\"" << ",\n  \"seed\": " << s.seed
        << ",\n  \"threads\": " << omp_get_max_threads() << ",\n  \"parameters\": " << parameter_count
        << ",\n  \"train_images\": " << train_set.count << ",\n  \"test_images\": " << test_set.count
        << ",\n  \"final_test_accuracy\": " << log.back().test_accuracy << ",\n  \"final_train_loss\": " << log.back().train_loss
@@ -362,6 +399,7 @@ int main(int argc, char** argv) {
   o.add("patch", "4", "patch side (divides 28)");
   o.add("epochs", "10", "training epochs");
   o.add("batch", "128", "batch size");
+  o.add("augment", "none", "training augmentation: none | flip | flip-shift (mirror, +-1 pixel shift); flip cost 0.3 points at 10 epochs");
   o.add("lr", "0.002", "peak learning rate (AdamW, warm-up then cosine)");
   o.add("weight-decay", "0.05", "AdamW weight decay");
   o.add("dropout", "0", "dropout in the encoder layers");
@@ -384,6 +422,7 @@ int main(int argc, char** argv) {
     s.patch = o.integer("patch");
     s.epochs = int(o.integer("epochs"));
     s.batch = o.integer("batch");
+    s.augment = o.text("augment");
     s.lr = o.real("lr");
     s.weight_decay = o.real("weight-decay");
     s.dropout = o.real("dropout");

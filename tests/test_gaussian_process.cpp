@@ -299,6 +299,32 @@ TEST_CASE("spectral mixture extrapolates a periodic signal better than rbf") {
   CHECK(sm_rmse < 0.5 * rbf_rmse);
 }
 
+TEST_CASE("in several dimensions the spectral mixture fits about as well as rbf") {
+  // y = sin(x₁) + x₂ x₃ / 2 + cos(x₄ − x₅) + N(0, 0.1²) over 8 standard-normal inputs (three ignored);
+  // a spectral mixture with its means at 0 contains the rbf, so a sound initialisation should not
+  // fit much worse. 250 points to fit, 100 held out.
+  const Index D = 8, n_train = 250, n_test = 100, n = n_train + n_test;
+  const MatrixXd X = random_matrix(n, D, 71);
+  normal_source src(72);
+  VectorXd f(n), y(n);
+  for (Index i = 0; i < n; ++i) {
+    f[i] = std::sin(X(i, 0)) + 0.5 * X(i, 1) * X(i, 2) + std::cos(X(i, 3) - X(i, 4));
+    y[i] = f[i] + 0.1 * src();
+  }
+  const MatrixXd X_train = X.topRows(n_train), X_test = X.bottomRows(n_test);
+  const VectorXd y_train = y.head(n_train), f_test = f.tail(n_test);
+  gp::gaussian_process rbf(gp::rbf_kernel{}, 0.1);
+  rbf.fit(X_train, y_train);
+  gp::gaussian_process sm(gp::spectral_mixture_kernel(5, D), 0.1);
+  sm.fit(X_train, y_train, {.seed = 0, .restarts = 3});
+  const double rbf_rmse = rbf.rmse(X_test, f_test), sm_rmse = sm.rmse(X_test, f_test);
+  const double const_rmse = constant_rmse(y_train, f_test);
+  MESSAGE("8-D regression RMSE: spectral mixture ", sm_rmse, ", rbf ", rbf_rmse, ", constant ", const_rmse);
+  CHECK(sm_rmse < 0.6 * const_rmse);
+  CHECK(sm_rmse < 1.25 * rbf_rmse);
+  for (Index q = 0; q < sm.kernel().num_components(); ++q) CHECK(sm.kernel().means().col(q).allFinite());
+}
+
 TEST_CASE("restarts keep the run with the lowest final NLL") {
   MatrixXd X(60, 1);
   VectorXd y(60);

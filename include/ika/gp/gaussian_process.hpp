@@ -364,6 +364,12 @@ public:
   // dimension; inverse scales drawn as |N(0, range²)|, so that the spectral widths match the input
   // range. The spacing is the median positive gap between sorted inputs, where GPyTorch takes the
   // first positive gap: one near-duplicate pair of inputs would otherwise set the frequency scale.
+  //
+  // With D > 1 inputs that recipe starts from a product of D cosines at high frequencies and D narrow
+  // envelopes, which is nearly white noise (Boston, D = 13: test RMSE three times the rbf's). There
+  // the means are drawn up to 1 / (range √D) and the envelopes are widened by √D, so that each
+  // component starts as a smooth kernel over the whole input, as an isotropic rbf would; D = 1 keeps
+  // the recipe above, which is what finds the periods of a time series.
   void initialize_from_data(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, std::uint64_t seed) {
     ika::detail::require(X.rows() >= 1 && X.cols() >= 1, "X", "a non-empty (n, dims) matrix");
     ika::detail::require(y.size() == X.rows(), "y", X.rows(), " values (rows of X), got ", y.size());
@@ -394,13 +400,15 @@ public:
     log_weights_ = Eigen::VectorXd::Constant(Q, std::log(variance / double(Q)));
     means_.resize(D, Q);
     log_variances_.resize(D, Q);
+    const double widen = std::sqrt(double(D));
     for (Index q = 0; q < Q; ++q)
-      for (Index d = 0; d < D; ++d) means_(d, q) = detail::uniform01(rng) * 0.5 / spacing[d];
+      for (Index d = 0; d < D; ++d)
+        means_(d, q) = detail::uniform01(rng) * (D == 1 ? 0.5 / spacing[d] : 1.0 / (range[d] * widen));
     for (Index q = 0; q < Q; ++q)
       for (Index d = 0; d < D; ++d) {
-        // scale = 1 / |z · range|, v = scale²
+        // scale = 1 / |z · range · √D|, v = scale²
         const double z = std::max(std::abs(detail::standard_normal(rng)), 1e-3);
-        log_variances_(d, q) = -2.0 * std::log(z * range[d]);
+        log_variances_(d, q) = -2.0 * std::log(z * range[d] * widen);
       }
     refresh();
   }
