@@ -25,12 +25,13 @@
 //                 + 2·(Lq + Lk)·M·D·2       feature maps: two projections W₁ᵀx, W₂ᵀx per row
 //                 everything else (cos/sin, log, exp, ‖k‖₃, max, sums) ignored.
 //   peak_MiB      peak extra heap memory of one call: global operator new/delete are replaced
-//                 below by counting versions; before a call the peak is reset to the current
-//                 byte count, after it peak − before is recorded; the counter is the largest value
-//                 over all iterations and one first call from a fresh thread (ika's workspace
-//                 lives in thread-local arenas reused across calls, which only that call sees). Only operator new is seen: std::malloc made by Eigen itself
-//                 (its GEMM packing blocks) is not counted, which is why the baseline takes every
-//                 O(L²) and O(L·M) buffer from operator new.
+//                 by counting versions (bench/common.hpp); before a call the peak is reset to the
+//                 current byte count, after it peak − before is recorded; the counter is the largest
+//                 value over all iterations and one first call from a fresh thread (ika's workspace
+//                 lives in thread-local arenas reused across calls, which only that call sees).
+//                 Only operator new is seen: std::malloc made by Eigen itself (its GEMM packing
+//                 blocks) is not counted, which is why the baseline takes every O(L²) and O(L·M)
+//                 buffer from operator new.
 //
 // Every benchmark runs 5 repetitions of at least 0.5 s each (bench/plot.py uses the medians); the
 // whole run takes about 2 minutes on 2 cores.
@@ -48,103 +49,22 @@
 #include <Eigen/Core>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <map>
 #include <memory>
 #include <new>
 #include <numbers>
-#include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include <omp.h>
-
-#include <ika/ika.hpp>
-
-// ---- counting global operator new / delete ------------------------------------------------------
-
-namespace heap {
-
-std::atomic<std::int64_t> current{0};
-std::atomic<std::int64_t> peak{0};
-
-// Every block carries a 16-byte header just below the user pointer: {size, alignment}. The raw
-// block starts `alignment` bytes below the user pointer (alignment ≥ 16).
-void* allocate(std::size_t n, std::size_t align) {
-  align = std::max<std::size_t>(align, 16);
-  void* raw = nullptr;
-  if (align == 16) raw = std::malloc(n + align);
-  else if (posix_memalign(&raw, align, n + align) != 0) raw = nullptr;
-  if (!raw) return nullptr;
-  auto* user = static_cast<unsigned char*>(raw) + align;
-  auto* header = reinterpret_cast<std::size_t*>(user) - 2;
-  header[0] = n;
-  header[1] = align;
-  const std::int64_t now = current.fetch_add(std::int64_t(n), std::memory_order_relaxed) + std::int64_t(n);
-  std::int64_t p = peak.load(std::memory_order_relaxed);
-  while (now > p && !peak.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
-  }
-  return user;
-}
-
-void release(void* user) noexcept {
-  if (!user) return;
-  const auto* header = static_cast<const std::size_t*>(user) - 2;
-  const std::size_t n = header[0], align = header[1];
-  current.fetch_sub(std::int64_t(n), std::memory_order_relaxed);
-  std::free(static_cast<unsigned char*>(user) - align);
-}
-
-void* allocate_or_throw(std::size_t n, std::size_t align) {
-  if (void* p = allocate(n, align)) return p;
-  throw std::bad_alloc();
-}
-
-// Start of a measured call: the peak forgets everything before it.
-std::int64_t reset_peak() {
-  const std::int64_t now = current.load(std::memory_order_relaxed);
-  peak.store(now, std::memory_order_relaxed);
-  return now;
-}
-
-} // namespace heap
-
-void* operator new(std::size_t n) { return heap::allocate_or_throw(n, 16); }
-void* operator new[](std::size_t n) { return heap::allocate_or_throw(n, 16); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return heap::allocate(n, 16); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return heap::allocate(n, 16); }
-void* operator new(std::size_t n, std::align_val_t a) { return heap::allocate_or_throw(n, std::size_t(a)); }
-void* operator new[](std::size_t n, std::align_val_t a) { return heap::allocate_or_throw(n, std::size_t(a)); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return heap::allocate(n, std::size_t(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return heap::allocate(n, std::size_t(a));
-}
-void operator delete(void* p) noexcept { heap::release(p); }
-void operator delete[](void* p) noexcept { heap::release(p); }
-void operator delete(void* p, std::size_t) noexcept { heap::release(p); }
-void operator delete[](void* p, std::size_t) noexcept { heap::release(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { heap::release(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { heap::release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { heap::release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { heap::release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { heap::release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { heap::release(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { heap::release(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { heap::release(p); }
+#include "common.hpp" // heap counting, shape, inputs, logits, timed loop, registration
 
 // ---- problem ---------------------------------------------------------------------------------
 
 namespace {
 
-constexpr ika::index_t B = 1, H = 8, D = 64, Dv = 64, M = 64;
-constexpr std::uint64_t kernel_seed = 42;
+using bench::B, bench::H, bench::D, bench::Dv, bench::M;
 constexpr float rff_epsilon = 1e-5f;
 
 using row_matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -168,33 +88,24 @@ struct problem {
   floats q, k, v, out;
   explicit problem(ika::index_t L_)
       : L(L_), n(std::size_t(B * H * L * D)), nv(std::size_t(B * H * L * Dv)), q(n), k(n), v(nv), out(nv) {
-    std::mt19937_64 rng(1234 + std::uint64_t(L));
-    std::normal_distribution<float> normal(0.f, 1.f);
-    for (std::size_t i = 0; i < n; ++i) q.get()[i] = normal(rng);
-    for (std::size_t i = 0; i < n; ++i) k.get()[i] = normal(rng);
-    for (std::size_t i = 0; i < nv; ++i) v.get()[i] = normal(rng);
+    bench::fill_normal(1234 + std::uint64_t(L), {{q.get(), n}, {k.get(), n}, {v.get(), nv}});
     std::fill(out.get(), out.get() + nv, 0.f);
   }
-  ika::tensor_view<const float> qv() const { return ika::bhld(static_cast<const float*>(q.get()), B, H, L, D); }
-  ika::tensor_view<const float> kv() const { return ika::bhld(static_cast<const float*>(k.get()), B, H, L, D); }
-  ika::tensor_view<const float> vv() const { return ika::bhld(static_cast<const float*>(v.get()), B, H, L, Dv); }
-  ika::tensor_view<float> ov() { return ika::bhld(out.get(), B, H, L, Dv); }
+  ika::tensor_view<const float> qv() const { return bench::qk_view<const float>(q.get(), L); }
+  ika::tensor_view<const float> kv() const { return bench::qk_view<const float>(k.get(), L); }
+  ika::tensor_view<const float> vv() const { return bench::v_view<const float>(v.get(), L); }
+  ika::tensor_view<float> ov() { return bench::v_view(out.get(), L); }
   std::vector<float> output() const { return {out.get(), out.get() + nv}; }
 };
 
-problem& problem_for(ika::index_t L) {
-  static std::map<ika::index_t, std::unique_ptr<problem>> cache;
-  auto& p = cache[L];
-  if (!p) p = std::make_unique<problem>(L);
-  return *p;
-}
+problem& problem_for(ika::index_t L) { return bench::problem_for<problem>(L); }
 
-// The IKA kernel, drawn once; its points 2π·W₁, 2π·W₂ as per-head (D, M) Eigen matrices,
-// rounded to float exactly as the engine packs them.
-struct ika_kernel {
-  ika::yaglom_rff<float> kernel = ika::yaglom_rff<float>::from_seed(kernel_seed, H, D, M);
+// The IKA kernel's points 2π·W₁, 2π·W₂ as per-head (D, M) Eigen matrices, rounded to float
+// exactly as the engine packs them.
+struct kernel_points {
   std::vector<row_matrix> w1, w2;
-  ika_kernel() {
+  kernel_points() {
+    const auto& kernel = bench::ika_kernel();
     const double two_pi = 2 * std::numbers::pi;
     for (ika::index_t h = 0; h < H; ++h) {
       row_matrix a(D, M), b(D, M);
@@ -209,22 +120,19 @@ struct ika_kernel {
   }
 };
 
-const ika_kernel& ika_points() {
-  static const ika_kernel k;
+const kernel_points& ika_points() {
+  static const kernel_points k;
   return k;
 }
-
-auto softmax_logit() { return ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}); }
-auto ika_logit() { return ika::log_kernel(ika_points().kernel) + ika::magnitude(ika::lp{3.0}); }
 
 // ---- methods ------------------------------------------------------------------------------------
 
 void fused_softmax(problem& p, int threads) {
-  ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), softmax_logit(), {.threads = threads});
+  ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), bench::softmax_logit(), {.threads = threads});
 }
 
 void fused_ika(problem& p, int threads) {
-  ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), ika_logit(), {.threads = threads});
+  ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), bench::ika_logit(), {.threads = threads});
 }
 
 // Row softmax in place over a row-major (L, L) score matrix, logit = f(row) computed by `logit`;
@@ -314,8 +222,6 @@ void baseline_ika(problem& p, int threads) {
 
 // ---- flop conventions -------------------------------------------------------------------------
 
-double conventional_flops(ika::index_t L) { return 4.0 * double(B * H) * double(L) * double(L) * double(D); }
-
 double ika_real_flops(ika::index_t L) {
   const double Lq = double(L), Lk = double(L);
   return double(B * H) * (2 * Lq * Lk * 2 * M + 2 * Lq * Lk * Dv + 2 * (Lq + Lk) * M * D * 2);
@@ -329,26 +235,13 @@ void run_method(benchmark::State& state, method_fn method, bool ika_kernel_flops
   const ika::index_t L = state.range(0);
   const int threads = int(state.range(1));
   problem& p = problem_for(L);
-  // Memory of one call made from a fresh thread: ika keeps its workspace in thread-local arenas
-  // reused across calls, which a fresh thread starts without, so they are counted here.
-  std::int64_t peak_extra = 0;
-  std::thread([&] {
-    const std::int64_t before = heap::reset_peak();
+  const bench::timing t = bench::time_calls(state, [&] {
     method(p, threads);
-    peak_extra = heap::peak.load(std::memory_order_relaxed) - before;
-  }).join();
-  method(p, threads); // warm-up: first touch of the output, kernel points, thread team
-  for (auto _ : state) {
-    const std::int64_t before = heap::reset_peak();
-    method(p, threads);
-    peak_extra = std::max(peak_extra, heap::peak.load(std::memory_order_relaxed) - before);
     benchmark::DoNotOptimize(p.out.get());
-    benchmark::ClobberMemory();
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(conventional_flops(L) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  if (ika_kernel_flops)
-    state.counters["real_GFLOP/s"] = benchmark::Counter(ika_real_flops(L) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["peak_MiB"] = double(peak_extra) / (1024.0 * 1024.0);
+  });
+  state.counters["GFLOP/s"] = bench::gflops(bench::conventional_flops(L));
+  if (ika_kernel_flops) state.counters["real_GFLOP/s"] = bench::gflops(ika_real_flops(L));
+  state.counters["peak_MiB"] = bench::mib(t.peak_bytes);
 }
 
 // ---- startup check ------------------------------------------------------------------------------
@@ -402,30 +295,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_attention: aborting, the baseline does not compute what the fused engine computes\n");
     return 2;
   }
-  benchmark::AddCustomContext("shape", "fp32 B=1 H=8 D=Dv=64 Lq=Lk=L, yaglom M=64");
-  benchmark::AddCustomContext("omp_max_threads", std::to_string(omp_get_max_threads()));
+  bench::add_common_context();
   benchmark::AddCustomContext("eigen_threads", std::to_string(Eigen::nbThreads()));
 
-  const struct {
-    const char* name;
-    method_fn fn;
-    bool ika;
-  } methods[] = {{"fused_softmax", fused_softmax, false},
-                 {"baseline_softmax", baseline_softmax, false},
-                 {"fused_ika", fused_ika, true},
-                 {"baseline_ika", baseline_ika, true}};
-  // Shape-major order, so the methods compared against each other run back to back.
-  for (const ika::index_t L : lengths)
-    for (const int t : thread_counts)
-      for (const auto& m : methods)
-        benchmark::RegisterBenchmark(m.name, run_method, m.fn, m.ika)
-            ->Args({L, t})
-            ->ArgNames({"L", "omp"})
-            ->UseRealTime()
-            ->MinTime(0.5)
-            ->Repetitions(5)
-            ->DisplayAggregatesOnly(true) // the JSON file still gets every repetition
-            ->Unit(benchmark::kMillisecond);
+  // {name, method, counts real_GFLOP/s}
+  bench::register_shape_major(lengths, thread_counts, run_method,
+                              {{"fused_softmax", fused_softmax, false},
+                               {"baseline_softmax", baseline_softmax, false},
+                               {"fused_ika", fused_ika, true},
+                               {"baseline_ika", baseline_ika, true}});
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -180,6 +180,16 @@ def nice_ceiling(x):
     return top, top / 5
 
 
+def y_grid(o, top, step, left, pw, Y):
+    """Horizontal grid lines and y tick labels from 0 to top, every step (both SVG plots)."""
+    v = 0.0
+    while v <= top + 1e-9:
+        y = Y(v)
+        o.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+        o.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
+        v += step
+
+
 def write_svg(runs, path, title):
     lengths = sorted({k[1] for k in runs})
     threads = sorted({k[2] for k in runs})
@@ -212,13 +222,7 @@ def write_svg(runs, path, title):
     o.append(f'<rect x="0" y="0" width="{W}" height="{Hh}" fill="white"/>')
     o.append(f'<text x="{left + pw / 2}" y="30" text-anchor="middle" font-size="17" font-weight="bold">'
              f'{esc(title)}</text>')
-    # grid and y ticks
-    v = 0.0
-    while v <= top + 1e-9:
-        y = Y(v)
-        o.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e4e4e4"/>')
-        o.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
-        v += step
+    y_grid(o, top, step, left, pw, Y)
     # x ticks at the measured L (log2 axis)
     for L in lengths:
         x = X(L)
@@ -272,6 +276,34 @@ def write_svg(runs, path, title):
     o.append("</svg>")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(o) + "\n")
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+def run_lines(machine, context, command=""):
+    """The first lines of either report: machine, command (if given), date/CPUs/load of the run."""
+    ctx = []
+    if machine:
+        ctx.append(machine.strip())
+    if command:
+        ctx.append(f"- command: `{command}`")
+    ctx.append(f"- run: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs at "
+               f"{context.get('mhz_per_cpu', '?')} MHz (as Google Benchmark reports them), load average at start "
+               f"{', '.join(f'{x:.2f}' for x in context.get('load_avg', [])) or '?'}")
+    return ctx
+
+
+def write_report(out_dir, md_name, md, svg_name, write_plot):
+    """Writes the markdown lines md to <out_dir>/md_name, the plot to <out_dir>/svg_name with
+    write_plot(path), and prints the markdown."""
+    text = "\n".join(md)
+    os.makedirs(out_dir, exist_ok=True)
+    md_path, svg = os.path.join(out_dir, md_name), os.path.join(out_dir, svg_name)
+    with open(md_path, "w", encoding="utf-8") as f:
+        f.write(text)
+    write_plot(svg)
+    print(text)
+    print(f"wrote {md_path} and {svg}", file=sys.stderr)
 
 
 # ---- bench_backward ----------------------------------------------------------------------------
@@ -346,12 +378,7 @@ def write_backward_svg(rows, before, path, title):
          'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">',
          f'<rect x="0" y="0" width="{W}" height="{Hh}" fill="white"/>',
          f'<text x="{left + pw / 2}" y="30" text-anchor="middle" font-size="17" font-weight="bold">{esc(title)}</text>']
-    v = 0.0
-    while v <= top + 1e-9:
-        y = Y(v)
-        o.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e4e4e4"/>')
-        o.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{v:g}</text>')
-        v += step
+    y_grid(o, top, step, left, pw, Y)
     for g, (kernel, L, t, f, b, ratio) in enumerate(rows):
         x0 = left + g * group_w + group_w * 0.1
         values = {"forward": f["gflops"], "backward": b["gflops"]}
@@ -400,14 +427,7 @@ def backward_report(args, context, runs, aggregated):
     if args.before:
         _, old_runs, _ = load(args.before)
         before = {(k, L, t): r for r in backward_rows(old_runs) for (k, L, t) in [r[:3]]}
-    ctx = []
-    if args.machine:
-        ctx.append(args.machine.strip())
-    if args.command:
-        ctx.append(f"- command: `{args.command}`")
-    ctx.append(f"- run: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs at "
-               f"{context.get('mhz_per_cpu', '?')} MHz (as Google Benchmark reports them), load average at start "
-               f"{', '.join(f'{x:.2f}' for x in context.get('load_avg', [])) or '?'}")
+    ctx = run_lines(args.machine, context, args.command)
     if "shape" in context:
         ctx.append(f"- shape: {context['shape']}; softmax = rbf + lp(2), IKA = yaglom_rff (M = 64) + lp(3); "
                    "the backward computes dq, dk, dv from q, k, v, out, lse and d_out")
@@ -429,14 +449,8 @@ def backward_report(args, context, runs, aggregated):
     noisy = [f"- {r[0]} L={r[1]}, {r[2]} thread(s): cv {100 * x['cv']:.0f}% ({name})"
              for r in rows for name, x in (("forward", r[3]), ("backward", r[4])) if x.get("cv", 0) > 0.10]
     md += ["", "## Anomalies (automatic)", "", "\n".join(noisy) if noisy else "- none detected automatically", ""]
-    text = "\n".join(md)
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "backward.md"), "w", encoding="utf-8") as f:
-        f.write(text)
-    svg = os.path.join(args.out_dir, "backward.svg")
-    write_backward_svg(rows, before, svg, "ika fused backward vs forward (fp32, B=1, H=8, D=64)")
-    print(text)
-    print(f"wrote {os.path.join(args.out_dir, 'backward.md')} and {svg}", file=sys.stderr)
+    write_report(args.out_dir, "backward.md", md, "backward.svg",
+                 lambda svg: write_backward_svg(rows, before, svg, "ika fused backward vs forward (fp32, B=1, H=8, D=64)"))
 
 
 def main():
@@ -455,14 +469,8 @@ def main():
         backward_report(args, context, runs, aggregated)
         return
     table, rows = build_table(runs)
-    os.makedirs(args.out_dir, exist_ok=True)
 
-    ctx = []
-    if args.machine:
-        ctx.append(args.machine.strip())
-    ctx.append(f"- run: {context.get('date', '?')}, {context.get('num_cpus', '?')} CPUs at "
-               f"{context.get('mhz_per_cpu', '?')} MHz (as Google Benchmark reports them), load average at start "
-               f"{', '.join(f'{x:.2f}' for x in context.get('load_avg', [])) or '?'}")
+    ctx = run_lines(args.machine, context)
     if "shape" in context:
         ctx.append(f"- shape: {context['shape']}")
     checks = sorted((k, v) for k, v in context.items() if k.startswith("check_max_abs_diff_"))
@@ -477,13 +485,8 @@ def main():
 
     md = ["# bench_attention results", "", *ctx, "", table, "", "## Targets", "", targets(runs), "",
           "## Anomalies (automatic)", "", anomalies(rows, runs), ""]
-    text = "\n".join(md)
-    with open(os.path.join(args.out_dir, "table.md"), "w", encoding="utf-8") as f:
-        f.write(text)
-    svg = os.path.join(args.out_dir, "gflops_vs_L.svg")
-    write_svg(runs, svg, "ika attention: fused engine vs Eigen baseline (fp32, B=1, H=8, D=64)")
-    print(text)
-    print(f"wrote {os.path.join(args.out_dir, 'table.md')} and {svg}", file=sys.stderr)
+    write_report(args.out_dir, "table.md", md, "gflops_vs_L.svg",
+                 lambda svg: write_svg(runs, svg, "ika attention: fused engine vs Eigen baseline (fp32, B=1, H=8, D=64)"))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-// Shared helpers of the tests: seeded random tensors in the layouts ika accepts, and error
-// measures between two engines.
+// Shared helpers of the tests: seeded random tensors in the layouts ika accepts, error measures
+// between two engines, and a check of the argument named by an ika::invalid_argument.
+
+#include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
@@ -107,6 +109,17 @@ bool any_nan(const std::vector<T>& x) {
 template <class T>
 constexpr double tolerance() {
   return std::is_same_v<T, float> ? 2e-4 : 1e-10;
+}
+
+// f must throw ika::invalid_argument naming `argument`.
+template <class F>
+void check_throws_argument(F&& f, const std::string& argument) {
+  try {
+    f();
+    FAIL("no ika::invalid_argument for ", argument);
+  } catch (const ika::invalid_argument& e) {
+    CHECK(e.argument() == argument);
+  }
 }
 
 } // namespace ika_test

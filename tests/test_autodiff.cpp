@@ -13,8 +13,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <functional>
-#include <random>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,83 +22,14 @@
 #include <ika/autodiff/autodiff.hpp>
 #include <ika/core/random.hpp>
 
+#include "ad_support.hpp"
+
 namespace ad = ika::ad;
-
-namespace {
-
 using var = ad::variable<double>;
-using builder = std::function<var(ad::tape<double>&, const std::vector<var>&)>;
-
-constexpr double fd_step = 1e-6;
-constexpr double grad_tolerance = 1e-6; // relative, see the file comment
-
-// Uniform in [lo, hi], kept at least `gap` away from 0 (kinks of relu and friends).
-ad::tensor<double> random_tensor(const ad::shape& s, std::uint64_t seed, double lo = -1, double hi = 1,
-                                 double gap = 0) {
-  std::mt19937_64 gen(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  ad::tensor<double> t(s);
-  for (double& v : t) {
-    do v = u(gen);
-    while (std::abs(v) < gap);
-  }
-  return t;
-}
-
-double weighted_sum(const ad::tensor<double>& y, const ad::tensor<double>& w) {
-  double s = 0;
-  for (ika::index_t i = 0; i < y.size(); ++i) s += y[i] * w[i];
-  return s;
-}
-
-// Checks d(Σ R·f)/d input for every input that requires grad.
-void check_gradients(std::vector<var> inputs, const builder& f, std::uint64_t seed = 99) {
-  ad::tape<double> tp;
-  for (auto& x : inputs) x.zero_grad();
-  var y = f(tp, inputs);
-  const ad::tensor<double> R = random_tensor(y.shape(), seed);
-  tp.backward(y, R);
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    if (!inputs[k].requires_grad()) continue;
-    ad::tensor<double>& x = inputs[k].value();
-    std::vector<double> numeric(std::size_t(x.size()));
-    double scale = 1, worst = 0;
-    for (ika::index_t i = 0; i < x.size(); ++i) {
-      const double keep = x[i];
-      ad::no_grad ng;
-      ad::tape<double> scratch;
-      x[i] = keep + fd_step;
-      const double up = weighted_sum(f(scratch, inputs).value(), R);
-      scratch.reset();
-      x[i] = keep - fd_step;
-      const double down = weighted_sum(f(scratch, inputs).value(), R);
-      x[i] = keep;
-      numeric[std::size_t(i)] = (up - down) / (2 * fd_step);
-      scale = std::max(scale, std::abs(numeric[std::size_t(i)]));
-    }
-    for (ika::index_t i = 0; i < x.size(); ++i)
-      worst = std::max(worst, std::abs(inputs[k].grad()[i] - numeric[std::size_t(i)]));
-    INFO("input ", k, " of shape ", inputs[k].shape().str());
-    CHECK(worst <= grad_tolerance * scale);
-  }
-}
-
-var leaf(const ad::shape& s, std::uint64_t seed, bool requires_grad = true, double lo = -1, double hi = 1,
-         double gap = 0) {
-  return var(random_tensor(s, seed, lo, hi, gap), requires_grad);
-}
-
-template <class F>
-void check_throws_argument(F&& f, const std::string& argument) {
-  try {
-    f();
-    FAIL("no ika::invalid_argument for ", argument);
-  } catch (const ika::invalid_argument& e) {
-    CHECK(e.argument() == argument);
-  }
-}
-
-} // namespace
+using ika_test::check_gradients;
+using ika_test::check_throws_argument;
+using ika_test::uniform_leaf;
+using ika_test::uniform_tensor;
 
 TEST_CASE("broadcasting add/sub/mul/div: gradients on awkward shapes") {
   const std::vector<std::pair<ad::shape, ad::shape>> pairs = {
@@ -109,18 +38,18 @@ TEST_CASE("broadcasting add/sub/mul/div: gradients on awkward shapes") {
   std::uint64_t seed = 1;
   for (const auto& [sa, sb] : pairs) {
     INFO("a ", sa.str(), " b ", sb.str());
-    auto a = leaf(sa, seed++), b = leaf(sb, seed++), bpos = leaf(sb, seed++, true, 0.5, 2.0);
+    auto a = uniform_leaf(sa, seed++), b = uniform_leaf(sb, seed++), bpos = uniform_leaf(sb, seed++, true, 0.5, 2.0);
     check_gradients({a, b}, [](auto& tp, const auto& x) { return ad::add(tp, x[0], x[1]); });
     check_gradients({a, b}, [](auto& tp, const auto& x) { return ad::sub(tp, x[0], x[1]); });
     check_gradients({a, b}, [](auto& tp, const auto& x) { return ad::mul(tp, x[0], x[1]); });
     check_gradients({a, bpos}, [](auto& tp, const auto& x) { return ad::div(tp, x[0], x[1]); });
   }
   // the same variable on both sides: gradients from both operands add up
-  auto x = leaf({3, 7}, 50);
+  auto x = uniform_leaf({3, 7}, 50);
   check_gradients({x}, [](auto& tp, const auto& v) { return ad::mul(tp, v[0], v[0]); });
   // broadcast values are what NumPy gives: out[i][j] = a[i][0] + b[0][j]
   ad::tape<double> tp;
-  auto a = leaf({3, 1}, 51, false), b = leaf({1, 7}, 52, false);
+  auto a = uniform_leaf({3, 1}, 51, false), b = uniform_leaf({1, 7}, 52, false);
   auto y = ad::add(tp, a, b);
   REQUIRE(y.shape() == ad::shape{3, 7});
   for (int i = 0; i < 3; ++i)
@@ -138,15 +67,15 @@ TEST_CASE("matmul: 2-D and batched, every transpose combination") {
         return t ? ad::shape{b, c, r} : ad::shape{b, r, c};
       };
       auto f = [opt](auto& tp, const auto& x) { return ad::matmul(tp, x[0], x[1], opt); };
-      check_gradients({leaf(mat(ta, 3, 7), seed++), leaf(mat(tb, 7, 1), seed++)}, f);
-      check_gradients({leaf(mat(ta, 1, 3), seed++), leaf(mat(tb, 3, 7), seed++)}, f);
-      check_gradients({leaf(bat(ta, 2, 3, 7), seed++), leaf(bat(tb, 2, 7, 5), seed++)}, f);
-      check_gradients({leaf(bat(ta, 3, 1, 7), seed++), leaf(mat(tb, 7, 3), seed++)}, f); // shared weight
-      check_gradients({leaf(mat(ta, 3, 7), seed++), leaf(bat(tb, 2, 7, 1), seed++)}, f);
+      check_gradients({uniform_leaf(mat(ta, 3, 7), seed++), uniform_leaf(mat(tb, 7, 1), seed++)}, f);
+      check_gradients({uniform_leaf(mat(ta, 1, 3), seed++), uniform_leaf(mat(tb, 3, 7), seed++)}, f);
+      check_gradients({uniform_leaf(bat(ta, 2, 3, 7), seed++), uniform_leaf(bat(tb, 2, 7, 5), seed++)}, f);
+      check_gradients({uniform_leaf(bat(ta, 3, 1, 7), seed++), uniform_leaf(mat(tb, 7, 3), seed++)}, f); // shared weight
+      check_gradients({uniform_leaf(mat(ta, 3, 7), seed++), uniform_leaf(bat(tb, 2, 7, 1), seed++)}, f);
     }
   // value against a plain triple loop
   ad::tape<double> tp;
-  auto a = leaf({3, 7}, 1), b = leaf({5, 7}, 2);
+  auto a = uniform_leaf({3, 7}, 1), b = uniform_leaf({5, 7}, 2);
   auto y = ad::matmul(tp, a, b, {.transpose_b = true});
   REQUIRE(y.shape() == ad::shape{3, 5});
   double worst = 0;
@@ -165,14 +94,14 @@ TEST_CASE("sum and mean over an axis and over all") {
     for (int axis = -s.rank(); axis < s.rank(); ++axis)
       for (bool keep : {false, true}) {
         INFO("shape ", s.str(), " axis ", axis, " keepdim ", keep);
-        check_gradients({leaf(s, seed++)}, [=](auto& tp, const auto& x) { return ad::sum(tp, x[0], axis, keep); });
-        check_gradients({leaf(s, seed++)}, [=](auto& tp, const auto& x) { return ad::mean(tp, x[0], axis, keep); });
+        check_gradients({uniform_leaf(s, seed++)}, [=](auto& tp, const auto& x) { return ad::sum(tp, x[0], axis, keep); });
+        check_gradients({uniform_leaf(s, seed++)}, [=](auto& tp, const auto& x) { return ad::mean(tp, x[0], axis, keep); });
       }
-    check_gradients({leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::sum(tp, x[0]); });
-    check_gradients({leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::mean(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::sum(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::mean(tp, x[0]); });
   }
   ad::tape<double> tp;
-  auto x = leaf({3, 7}, 1, false);
+  auto x = uniform_leaf({3, 7}, 1, false);
   auto m = ad::mean(tp, x, 0, true);
   REQUIRE(m.shape() == ad::shape{1, 7});
   CHECK(m.value()[2] == doctest::Approx((x.value()[2] + x.value()[9] + x.value()[16]) / 3).epsilon(1e-14));
@@ -181,21 +110,21 @@ TEST_CASE("sum and mean over an axis and over all") {
 
 TEST_CASE("reshape, transpose, slice, concat") {
   std::uint64_t seed = 300;
-  check_gradients({leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) { return ad::reshape(tp, x[0], {7, 1, 3}); });
+  check_gradients({uniform_leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) { return ad::reshape(tp, x[0], {7, 1, 3}); });
   const ad::shape s{2, 3, 1, 7};
   for (int a0 = 0; a0 < 4; ++a0)
     for (int a1 = 0; a1 < 4; ++a1)
-      check_gradients({leaf(s, seed++)}, [=](auto& tp, const auto& x) { return ad::transpose(tp, x[0], a0, a1); });
-  check_gradients({leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) { return ad::transpose(tp, x[0], -1, -2); });
-  check_gradients({leaf({3, 7, 2}, seed++)}, [](auto& tp, const auto& x) { return ad::slice(tp, x[0], 1, 2, 5); });
-  check_gradients({leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) { return ad::slice(tp, x[0], 0, 1, 2); });
-  check_gradients({leaf({3, 1, 2}, seed++), leaf({3, 7, 2}, seed++), leaf({3, 3, 2}, seed++, false)},
+      check_gradients({uniform_leaf(s, seed++)}, [=](auto& tp, const auto& x) { return ad::transpose(tp, x[0], a0, a1); });
+  check_gradients({uniform_leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) { return ad::transpose(tp, x[0], -1, -2); });
+  check_gradients({uniform_leaf({3, 7, 2}, seed++)}, [](auto& tp, const auto& x) { return ad::slice(tp, x[0], 1, 2, 5); });
+  check_gradients({uniform_leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) { return ad::slice(tp, x[0], 0, 1, 2); });
+  check_gradients({uniform_leaf({3, 1, 2}, seed++), uniform_leaf({3, 7, 2}, seed++), uniform_leaf({3, 3, 2}, seed++, false)},
                   [](auto& tp, const auto& x) { return ad::concat(tp, {x[0], x[1], x[2]}, 1); });
-  check_gradients({leaf({1, 7}, seed++), leaf({3, 7}, seed++)},
+  check_gradients({uniform_leaf({1, 7}, seed++), uniform_leaf({3, 7}, seed++)},
                   [](auto& tp, const auto& x) { return ad::concat(tp, {x[0], x[1]}, 0); });
   // values: transpose of (3, 7) reads x[j][i]; slice and concat put elements where expected
   ad::tape<double> tp;
-  auto x = leaf({3, 7}, 1, false);
+  auto x = uniform_leaf({3, 7}, 1, false);
   auto t = ad::transpose(tp, x, 0, 1);
   REQUIRE(t.shape() == ad::shape{7, 3});
   CHECK(t.value()[4 * 3 + 2] == x.value()[2 * 7 + 4]);
@@ -211,19 +140,19 @@ TEST_CASE("element-wise functions") {
   for (const ad::shape& s : {ad::shape{1}, ad::shape{3, 7}, ad::shape{2, 1, 3, 7}}) {
     INFO("shape ", s.str());
     // keep 1e-3 away from the kinks of relu / leaky_relu (h = 1e-6 never crosses them)
-    check_gradients({leaf(s, seed++, true, -2, 2, 1e-3)}, [](auto& tp, const auto& x) { return ad::relu(tp, x[0]); });
-    check_gradients({leaf(s, seed++, true, -2, 2, 1e-3)},
+    check_gradients({uniform_leaf(s, seed++, true, -2, 2, 1e-3)}, [](auto& tp, const auto& x) { return ad::relu(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++, true, -2, 2, 1e-3)},
                     [](auto& tp, const auto& x) { return ad::leaky_relu(tp, x[0], 0.2); });
-    check_gradients({leaf(s, seed++, true, -3, 3)}, [](auto& tp, const auto& x) { return ad::gelu(tp, x[0]); });
-    check_gradients({leaf(s, seed++, true, -2, 2)}, [](auto& tp, const auto& x) { return ad::tanh(tp, x[0]); });
-    check_gradients({leaf(s, seed++, true, -2, 2)}, [](auto& tp, const auto& x) { return ad::exp(tp, x[0]); });
-    check_gradients({leaf(s, seed++, true, 0.3, 3)}, [](auto& tp, const auto& x) { return ad::log(tp, x[0]); });
-    check_gradients({leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::scale(tp, x[0], -2.5); });
-    check_gradients({leaf(s, seed++, true, -2, 2, 1e-3)}, [](auto& tp, const auto& x) { return ad::abs(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++, true, -3, 3)}, [](auto& tp, const auto& x) { return ad::gelu(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++, true, -2, 2)}, [](auto& tp, const auto& x) { return ad::tanh(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++, true, -2, 2)}, [](auto& tp, const auto& x) { return ad::exp(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++, true, 0.3, 3)}, [](auto& tp, const auto& x) { return ad::log(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++)}, [](auto& tp, const auto& x) { return ad::scale(tp, x[0], -2.5); });
+    check_gradients({uniform_leaf(s, seed++, true, -2, 2, 1e-3)}, [](auto& tp, const auto& x) { return ad::abs(tp, x[0]); });
     // x in (−2, 2) against the bounds ±1: both clamped and passing entries (1e-3 from the kinks)
-    check_gradients({leaf(s, seed++, true, -2, 2, 1e-3)},
+    check_gradients({uniform_leaf(s, seed++, true, -2, 2, 1e-3)},
                     [](auto& tp, const auto& x) { return ad::clamp(tp, x[0], -1.0, 1.0); });
-    check_gradients({leaf(s, seed++, true, -3, 3)}, [](auto& tp, const auto& x) { return ad::normal_cdf(tp, x[0]); });
+    check_gradients({uniform_leaf(s, seed++, true, -3, 3)}, [](auto& tp, const auto& x) { return ad::normal_cdf(tp, x[0]); });
   }
   {
     // values: Φ(0) = 1/2, Φ(1.959963984540054) = 0.975 (the two-sided 95 % quantile), Φ(−1) = 0.15865525393145707
@@ -255,12 +184,12 @@ TEST_CASE("layer_norm over the last axis with affine weight and bias") {
   for (const ad::shape& s : {ad::shape{1}, ad::shape{7}, ad::shape{3, 7}, ad::shape{2, 3, 5}, ad::shape{3, 1}}) {
     INFO("shape ", s.str());
     const ika::index_t n = s[s.rank() - 1];
-    check_gradients({leaf(s, seed++), leaf({n}, seed++, true, 0.5, 1.5), leaf({n}, seed++)},
+    check_gradients({uniform_leaf(s, seed++), uniform_leaf({n}, seed++, true, 0.5, 1.5), uniform_leaf({n}, seed++)},
                     [](auto& tp, const auto& x) { return ad::layer_norm(tp, x[0], x[1], x[2]); });
   }
   // values: (x − mean)/sqrt(biased var + 1e-5)·w + b, written out here
   ad::tape<double> tp;
-  auto x = leaf({2, 7}, 1, false), w = leaf({7}, 2, false), b = leaf({7}, 3, false);
+  auto x = uniform_leaf({2, 7}, 1, false), w = uniform_leaf({7}, 2, false), b = uniform_leaf({7}, 3, false);
   auto y = ad::layer_norm(tp, x, w, b);
   double worst = 0;
   for (int r = 0; r < 2; ++r) {
@@ -280,13 +209,13 @@ TEST_CASE("softmax cross-entropy and masked MSE") {
   for (auto [N, C] : {std::pair<int, int>{1, 1}, {1, 3}, {3, 7}, {7, 2}}) {
     std::vector<int> labels(static_cast<std::size_t>(N));
     for (int i = 0; i < N; ++i) labels[std::size_t(i)] = (3 * i + 1) % C;
-    check_gradients({leaf({N, C}, seed++, true, -3, 3)}, [labels](auto& tp, const auto& x) {
+    check_gradients({uniform_leaf({N, C}, seed++, true, -3, 3)}, [labels](auto& tp, const auto& x) {
       return ad::softmax_cross_entropy(tp, x[0], std::span<const int>(labels));
     });
   }
   // value: mean of −log softmax at the label
   ad::tape<double> tp;
-  auto z = leaf({3, 7}, 7, false);
+  auto z = uniform_leaf({3, 7}, 7, false);
   const std::vector<int> labels{6, 0, 3};
   auto ce = ad::softmax_cross_entropy(tp, z, std::span<const int>(labels));
   double expect = 0;
@@ -299,10 +228,10 @@ TEST_CASE("softmax cross-entropy and masked MSE") {
 
   static const bool mask[21] = {true, false, true, true, false, false, true, true, true, false, true,
                                 false, false, true, true, true, false, true, false, true, true};
-  check_gradients({leaf({3, 7}, seed++), leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) {
+  check_gradients({uniform_leaf({3, 7}, seed++), uniform_leaf({3, 7}, seed++)}, [](auto& tp, const auto& x) {
     return ad::masked_mse(tp, x[0], x[1], std::span<const bool>(mask, 21));
   });
-  auto p = leaf({3, 7}, 8, false), t = leaf({3, 7}, 9, false);
+  auto p = uniform_leaf({3, 7}, 8, false), t = uniform_leaf({3, 7}, 9, false);
   auto mse = ad::masked_mse(tp, p, t, std::span<const bool>(mask, 21));
   double sq = 0;
   int count = 0;
@@ -315,7 +244,7 @@ TEST_CASE("softmax cross-entropy and masked MSE") {
 
 TEST_CASE("seeded dropout: inverted scaling, counter-based mask, gradient") {
   const double p = 0.3;
-  check_gradients({leaf({3, 7}, 700)}, [p](auto& tp, const auto& x) { return ad::dropout(tp, x[0], p, 42, 5); });
+  check_gradients({uniform_leaf({3, 7}, 700)}, [p](auto& tp, const auto& x) { return ad::dropout(tp, x[0], p, 42, 5); });
   ad::tape<double> tp;
   var x(ad::tensor<double>({100, 100}, 2.0));
   auto y = ad::dropout(tp, x, p, 42, 5);
@@ -338,9 +267,9 @@ TEST_CASE("seeded dropout: inverted scaling, counter-based mask, gradient") {
 }
 
 TEST_CASE("patch extraction for images") {
-  check_gradients({leaf({2, 3, 4, 6}, 800)}, [](auto& tp, const auto& x) { return ad::patches(tp, x[0], 2); });
+  check_gradients({uniform_leaf({2, 3, 4, 6}, 800)}, [](auto& tp, const auto& x) { return ad::patches(tp, x[0], 2); });
   ad::tape<double> tp;
-  auto x = leaf({1, 2, 4, 6}, 801, false);
+  auto x = uniform_leaf({1, 2, 4, 6}, 801, false);
   auto y = ad::patches(tp, x, 2);
   REQUIRE(y.shape() == ad::shape{1, 6, 8});
   // patch (row 1, col 2) = index 5, channel 1, dy 1, dx 0 → pixel (c 1, h 3, w 4)
@@ -351,8 +280,8 @@ TEST_CASE("patch extraction for images") {
 TEST_CASE("a small network end to end: gradients through a composed graph") {
   // (B=2, L=3, D=4) → linear → layer_norm → gelu → mean over L → linear → cross-entropy
   std::uint64_t seed = 900;
-  std::vector<var> in{leaf({2, 3, 4}, seed++, false), leaf({4, 7}, seed++), leaf({7}, seed++),
-                      leaf({7}, seed++, true, 0.5, 1.5), leaf({7}, seed++), leaf({7, 3}, seed++)};
+  std::vector<var> in{uniform_leaf({2, 3, 4}, seed++, false), uniform_leaf({4, 7}, seed++), uniform_leaf({7}, seed++),
+                      uniform_leaf({7}, seed++, true, 0.5, 1.5), uniform_leaf({7}, seed++), uniform_leaf({7, 3}, seed++)};
   check_gradients(in, [](auto& tp, const auto& x) {
     auto h = ad::add(tp, ad::matmul(tp, x[0], x[1]), x[2]);
     h = ad::gelu(tp, ad::layer_norm(tp, h, x[3], x[4]));
@@ -364,7 +293,7 @@ TEST_CASE("a small network end to end: gradients through a composed graph") {
 }
 
 TEST_CASE("gradients accumulate over backward passes until zero_grad") {
-  auto w = leaf({3, 7}, 1), x = leaf({7, 1}, 2, false);
+  auto w = uniform_leaf({3, 7}, 1), x = uniform_leaf({7, 1}, 2, false);
   ad::tape<double> tp;
   auto run = [&] {
     tp.reset();
@@ -391,7 +320,7 @@ TEST_CASE("gradients accumulate over backward passes until zero_grad") {
 }
 
 TEST_CASE("no_grad records nothing; scopes nest") {
-  auto w = leaf({3, 7}, 1);
+  auto w = uniform_leaf({3, 7}, 1);
   ad::tape<double> tp;
   {
     ad::no_grad outer;
@@ -409,15 +338,15 @@ TEST_CASE("no_grad records nothing; scopes nest") {
   CHECK(tp.size() == 2);
   CHECK(y.requires_grad());
   // inputs that need no grad record nothing either
-  auto c = leaf({3}, 2, false);
+  auto c = uniform_leaf({3}, 2, false);
   tp.reset();
   ad::exp(tp, c);
   CHECK(tp.size() == 0);
 }
 
 TEST_CASE("tape reset keeps capacity: the same graph re-recorded allocates nothing") {
-  auto w1 = leaf({4, 7}, 1), b1 = leaf({7}, 2), g = leaf({7}, 3), beta = leaf({7}, 4);
-  auto x = leaf({3, 4}, 5, false);
+  auto w1 = uniform_leaf({4, 7}, 1), b1 = uniform_leaf({7}, 2), g = uniform_leaf({7}, 3), beta = uniform_leaf({7}, 4);
+  auto x = uniform_leaf({3, 4}, 5, false);
   const std::vector<int> labels{1, 6, 0};
   ad::tape<double> tp;
   const double* first_hidden = nullptr;
@@ -447,20 +376,20 @@ TEST_CASE("tape reset keeps capacity: the same graph re-recorded allocates nothi
 
 TEST_CASE("bad shapes raise ika::invalid_argument naming the argument") {
   ad::tape<double> tp;
-  auto a = leaf({3, 7}, 1), b = leaf({5, 2}, 2);
+  auto a = uniform_leaf({3, 7}, 1), b = uniform_leaf({5, 2}, 2);
   check_throws_argument([&] { ad::matmul(tp, a, b); }, "b");
   check_throws_argument([&] { ad::matmul(tp, a, b, {.transpose_a = true}); }, "b");
-  check_throws_argument([&] { ad::matmul(tp, leaf({2, 3, 7}, 3), leaf({4, 7, 2}, 4)); }, "b");
-  check_throws_argument([&] { ad::matmul(tp, leaf({7}, 3), a); }, "a");
-  check_throws_argument([&] { ad::add(tp, a, leaf({3, 5}, 5)); }, "b");
-  check_throws_argument([&] { ad::mul(tp, a, leaf({2, 1, 7}, 5)), ad::mul(tp, a, leaf({4, 7}, 6)); }, "b");
+  check_throws_argument([&] { ad::matmul(tp, uniform_leaf({2, 3, 7}, 3), uniform_leaf({4, 7, 2}, 4)); }, "b");
+  check_throws_argument([&] { ad::matmul(tp, uniform_leaf({7}, 3), a); }, "a");
+  check_throws_argument([&] { ad::add(tp, a, uniform_leaf({3, 5}, 5)); }, "b");
+  check_throws_argument([&] { ad::mul(tp, a, uniform_leaf({2, 1, 7}, 5)), ad::mul(tp, a, uniform_leaf({4, 7}, 6)); }, "b");
   const std::vector<int> two{0, 1}, bad{0, 1, 7};
   check_throws_argument([&] { ad::softmax_cross_entropy(tp, a, std::span<const int>(two)); }, "labels");
   check_throws_argument([&] { ad::softmax_cross_entropy(tp, a, std::span<const int>(bad)); }, "labels");
   check_throws_argument([&] { ad::reshape(tp, a, {4, 5}); }, "shape");
   check_throws_argument([&] { ad::sum(tp, a, 2); }, "axis");
-  check_throws_argument([&] { ad::layer_norm(tp, a, leaf({6}, 1), leaf({7}, 2)); }, "weight");
-  check_throws_argument([&] { ad::concat(tp, {a, leaf({3, 6}, 1)}, 0); }, "xs");
+  check_throws_argument([&] { ad::layer_norm(tp, a, uniform_leaf({6}, 1), uniform_leaf({7}, 2)); }, "weight");
+  check_throws_argument([&] { ad::concat(tp, {a, uniform_leaf({3, 6}, 1)}, 0); }, "xs");
   check_throws_argument([&] { ad::slice(tp, a, 1, 3, 8); }, "stop");
   static const bool mask[3] = {true, true, true};
   check_throws_argument([&] { ad::masked_mse(tp, a, a, std::span<const bool>(mask, 3)); }, "mask");
@@ -501,7 +430,7 @@ TEST_CASE("matmul: values and gradients are bitwise identical for 1 and 2 thread
       for (ika::index_t i = 0; i < t.size(); ++i) f[i] = float(t[i]);
       return f;
     };
-    ad::variable<float> x(to_float(random_tensor({1000, 70}, 1)), true), w(to_float(random_tensor({70, 65}, 2)), true);
+    ad::variable<float> x(to_float(uniform_tensor({1000, 70}, 1)), true), w(to_float(uniform_tensor({70, 65}, 2)), true);
     auto y = ad::matmul(tp, x, w);
     tp.backward(ad::sum(tp, ad::tanh(tp, y)));
     std::vector<float> all(y.value().begin(), y.value().end());

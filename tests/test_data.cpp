@@ -13,12 +13,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <initializer_list>
-#include <iterator>
 #include <optional>
-#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -29,41 +26,16 @@
 #include <ika/data/idx.hpp>
 #include <ika/data/paths.hpp>
 
+#include "file_support.hpp"
+
 namespace fs = std::filesystem;
 namespace data = ika::data;
 using ika::index_t;
-using bytes = std::vector<unsigned char>;
+using namespace ika_test;
 
 namespace {
 
-// A fresh directory of its own under the system's temporary directory, removed at the end; the
-// random suffix keeps concurrent runs (two build trees, ctest -j) apart.
-struct scratch_dir {
-  fs::path path;
-  explicit scratch_dir(const std::string& name) {
-    path = fs::temp_directory_path() / ("ika_test_data_" + name + "_" + std::to_string(std::random_device{}()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-void write_bytes(const fs::path& p, const bytes& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-  REQUIRE(out.good());
-}
-
 void write_text(const fs::path& p, const std::string& s) { write_bytes(p, bytes(s.begin(), s.end())); }
-
-bytes read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return bytes(std::istreambuf_iterator<char>(in), {});
-}
 
 // Through zlib's own gzip writer, so the reader is checked against a second implementation.
 void write_gzip(const fs::path& p, const bytes& b) {

@@ -15,7 +15,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -28,29 +27,18 @@
 #include <ika/nn/optim.hpp>
 #include <ika/nn/schedule.hpp>
 
+#include "ad_support.hpp"
+
 namespace ad = ika::ad;
 namespace nn = ika::nn;
 using ika::index_t;
+using ika_test::check_gradients;
+using ika_test::check_throws_argument;
+using ika_test::uniform_leaf;
 
 namespace {
 
 using var = ad::variable<double>;
-using builder = std::function<var(ad::tape<double>&, const std::vector<var>&)>;
-
-constexpr double fd_step = 1e-6;
-constexpr double grad_tolerance = 1e-6;
-
-ad::tensor<double> random_tensor(const ad::shape& s, std::uint64_t seed, double lo = -1, double hi = 1) {
-  std::mt19937_64 gen(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  ad::tensor<double> t(s);
-  for (double& v : t) v = u(gen);
-  return t;
-}
-
-var leaf(const ad::shape& s, std::uint64_t seed, bool requires_grad = true) {
-  return var(random_tensor(s, seed), requires_grad);
-}
 
 // Overwrites every parameter with random values (away from the init, so that swapped or unused
 // parameters show).
@@ -64,58 +52,12 @@ void randomise(const nn::parameter_list<T>& params, std::uint64_t seed, double l
   }
 }
 
-double weighted_sum(const ad::tensor<double>& y, const ad::tensor<double>& w) {
-  double s = 0;
-  for (index_t i = 0; i < y.size(); ++i) s += y[i] * w[i];
-  return s;
-}
-
-void check_gradients(std::vector<var> inputs, const builder& f, std::uint64_t seed = 99) {
-  ad::tape<double> tp;
-  for (auto& x : inputs) x.zero_grad();
-  var y = f(tp, inputs);
-  const ad::tensor<double> R = random_tensor(y.shape(), seed);
-  tp.backward(y, R);
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    if (!inputs[k].requires_grad()) continue;
-    ad::tensor<double>& x = inputs[k].value();
-    std::vector<double> numeric(std::size_t(x.size()));
-    double scale = 1, worst = 0;
-    for (index_t i = 0; i < x.size(); ++i) {
-      const double keep = x[i];
-      ad::no_grad ng;
-      ad::tape<double> scratch;
-      x[i] = keep + fd_step;
-      const double up = weighted_sum(f(scratch, inputs).value(), R);
-      scratch.reset();
-      x[i] = keep - fd_step;
-      const double down = weighted_sum(f(scratch, inputs).value(), R);
-      x[i] = keep;
-      numeric[std::size_t(i)] = (up - down) / (2 * fd_step);
-      scale = std::max(scale, std::abs(numeric[std::size_t(i)]));
-    }
-    for (index_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(inputs[k].grad()[i] - numeric[std::size_t(i)]));
-    INFO("input ", k, " of shape ", inputs[k].shape().str());
-    CHECK(worst <= grad_tolerance * scale);
-  }
-}
-
 // x followed by every parameter of the module: the inputs of a gradient check.
 template <class M>
 std::vector<var> with_parameters(const var& x, const M& m) {
   std::vector<var> in{x};
   for (const auto& p : nn::parameters(m)) in.push_back(p.value);
   return in;
-}
-
-template <class F>
-void check_throws_argument(F&& f, const std::string& argument) {
-  try {
-    f();
-    FAIL("no ika::invalid_argument for ", argument);
-  } catch (const ika::invalid_argument& e) {
-    CHECK(e.argument() == argument);
-  }
 }
 
 template <class T>
@@ -310,7 +252,7 @@ TEST_CASE("linear forward: x·Wᵀ + b for ranks 2, 3 and 4, with and without bi
       INFO("x ", s.str(), " bias ", bias);
       nn::linear<double> l(in, out, bias, seed++);
       randomise(nn::parameters(l), seed++);
-      const var x = leaf(s, seed++, false);
+      const var x = uniform_leaf(s, seed++, false);
       ad::tape<double> tp;
       const var y = l(tp, x);
       ad::shape expect = s;
@@ -341,15 +283,15 @@ TEST_CASE("linear gradients (x, weight, bias) by central differences") {
   for (const ad::shape s : {ad::shape{4, 6}, ad::shape{2, 3, 6}, ad::shape{2, 1, 3, 6}}) {
     INFO("x ", s.str());
     nn::linear<double> l(6, 4, true, seed++);
-    check_gradients(with_parameters(leaf(s, seed++), l), [l](auto& tp, const auto& v) { return l(tp, v[0]); });
+    check_gradients(with_parameters(uniform_leaf(s, seed++), l), [l](auto& tp, const auto& v) { return l(tp, v[0]); });
   }
 }
 
 TEST_CASE("linear refuses what it cannot take") {
   nn::linear<double> l(3, 2);
   ad::tape<double> tp;
-  check_throws_argument([&] { l(tp, leaf({4, 5}, 1)); }, "x");
-  check_throws_argument([&] { l(tp, leaf({3}, 1)); }, "x");
+  check_throws_argument([&] { l(tp, uniform_leaf({4, 5}, 1)); }, "x");
+  check_throws_argument([&] { l(tp, uniform_leaf({3}, 1)); }, "x");
   check_throws_argument([&] { l(tp, var()); }, "x");
   check_throws_argument([] { nn::linear<double>(0, 2); }, "in_features");
   check_throws_argument([] { nn::linear<double>(2, 0); }, "out_features");
@@ -367,19 +309,19 @@ TEST_CASE("layer_norm: weight 1, bias 0; forward against the formula; gradients"
   }
   randomise(params, 3);
   for (const ad::shape s : {ad::shape{3, 6}, ad::shape{2, 3, 6}}) {
-    const var x = leaf(s, 4, false);
+    const var x = uniform_leaf(s, 4, false);
     ad::tape<double> tp;
     CHECK(max_abs_diff(to_vector(ln(tp, x).value()), ref_layer_norm(to_vector(x.value()), 6, ln.weight(), ln.bias())) <
           1e-13);
-    check_gradients(with_parameters(leaf(s, 5), ln), [ln](auto& tp, const auto& v) { return ln(tp, v[0]); });
+    check_gradients(with_parameters(uniform_leaf(s, 5), ln), [ln](auto& tp, const auto& v) { return ln(tp, v[0]); });
   }
   // eps is passed through: a large one changes the result as the formula says
   nn::layer_norm<double> wide(6, 0.5);
-  const var x = leaf({2, 6}, 6, false);
+  const var x = uniform_leaf({2, 6}, 6, false);
   ad::tape<double> tp;
   CHECK(max_abs_diff(to_vector(wide(tp, x).value()), ref_layer_norm(to_vector(x.value()), 6, wide.weight(), wide.bias(), 0.5)) <
         1e-13);
-  check_throws_argument([&] { ln(tp, leaf({2, 5}, 1)); }, "x");
+  check_throws_argument([&] { ln(tp, uniform_leaf({2, 5}, 1)); }, "x");
   check_throws_argument([] { nn::layer_norm<double>(0); }, "features");
 }
 
@@ -425,7 +367,7 @@ TEST_CASE("dropout: a new counter-based mask per call in training, identity in e
 
   // gradient in training mode: copies replay the mask of the prototype's next call
   nn::dropout<double> proto(0.4, 11);
-  check_gradients({leaf({3, 7}, 12)}, [proto](auto& tp, const auto& v) mutable {
+  check_gradients({uniform_leaf({3, 7}, 12)}, [proto](auto& tp, const auto& v) mutable {
     auto m = proto;
     return m(tp, v[0]);
   });
@@ -446,7 +388,7 @@ TEST_CASE("feed_forward: linear → activation → dropout → linear → dropou
     CHECK(params[2].value.shape() == ad::shape{5, 9});
     randomise(params, 22);
     auto P = by_name(params);
-    const var x = leaf({2, 3, 5}, 23, false);
+    const var x = uniform_leaf({2, 3, 5}, 23, false);
     const rows ref = ref_linear(ref_activation(ref_linear(to_vector(x.value()), 5, P["ff.linear1.weight"],
                                                           &P["ff.linear1.bias"]),
                                                act),
@@ -472,14 +414,14 @@ TEST_CASE("feed_forward: linear → activation → dropout → linear → dropou
     CHECK(max_abs_diff(to_vector(y.value()), ref) < 1e-13);
     // training-mode gradients, through both dropout masks
     ff.train(true);
-    check_gradients(with_parameters(leaf({2, 3, 5}, 24), ff), [ff](auto& tp, const auto& v) mutable {
+    check_gradients(with_parameters(uniform_leaf({2, 3, 5}, 24), ff), [ff](auto& tp, const auto& v) mutable {
       auto m = ff;
       return m(tp, v[0]);
     });
   }
   // p = 0 in training is the evaluation formula too
   nn::feed_forward<double> plain(4, 6, nn::activation::relu, 0.0, 1);
-  const var x = leaf({3, 4}, 2, false);
+  const var x = uniform_leaf({3, 4}, 2, false);
   ad::tape<double> tp;
   const rows a = to_vector(plain(tp, x).value());
   plain.train(false);
@@ -501,7 +443,7 @@ TEST_CASE("encoder_layer: parameter names, pre-LN and post-LN against a hand com
                                                     "norm2.bias"});
     randomise(params, 32, 0.2, 1.2); // norm weights far from 1, and unequal, so a swap shows
     auto P = by_name(params);
-    const var x = leaf({B, L, E}, 33, false);
+    const var x = uniform_leaf({B, L, E}, 33, false);
     const rows xv = to_vector(x.value());
 
     auto attn = [&](const rows& v) { return ref_mix(v, B, L, E, P["self_attn.out_proj.weight"], P["self_attn.out_proj.bias"]); };
@@ -560,7 +502,7 @@ TEST_CASE("encoder_layer gradients (input and every parameter) in training mode"
       INFO("norm_first ", norm_first, " gelu ", act == nn::activation::gelu);
       nn::encoder_layer<double, mix_attention<double>> layer(mix_attention<double>(4, 40), 4, 5, 0.2, act, norm_first, 41);
       randomise(nn::parameters(layer), 42, 0.2, 1.2);
-      check_gradients(with_parameters(leaf({2, 3, 4}, 43), layer), [layer](auto& tp, const auto& v) mutable {
+      check_gradients(with_parameters(uniform_leaf({2, 3, 4}, 43), layer), [layer](auto& tp, const auto& v) mutable {
         auto m = layer;
         return m(tp, v[0]);
       });
@@ -571,10 +513,10 @@ TEST_CASE("encoder_layer gradients (input and every parameter) in training mode"
 TEST_CASE("encoder_layer refuses inputs and attention outputs of the wrong shape") {
   nn::encoder_layer<double, mix_attention<double>> layer(mix_attention<double>(4), 4, 8);
   ad::tape<double> tp;
-  check_throws_argument([&] { layer(tp, leaf({2, 3, 5}, 1)); }, "x");
-  check_throws_argument([&] { layer(tp, leaf({3, 4}, 1)); }, "x");
+  check_throws_argument([&] { layer(tp, uniform_leaf({2, 3, 5}, 1)); }, "x");
+  check_throws_argument([&] { layer(tp, uniform_leaf({3, 4}, 1)); }, "x");
   nn::encoder_layer<double, shrinking_attention> bad(shrinking_attention{}, 4, 8);
-  check_throws_argument([&] { bad(tp, leaf({2, 3, 4}, 1)); }, "self_attn");
+  check_throws_argument([&] { bad(tp, uniform_leaf({2, 3, 4}, 1)); }, "self_attn");
 }
 
 // --- schedules -----------------------------------------------------------------------------------

@@ -10,8 +10,6 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -26,42 +24,15 @@
 #include <ika/nn/module.hpp>
 #include <ika/nn/serialize.hpp>
 
+#include "file_support.hpp"
+
 namespace ad = ika::ad;
 namespace nn = ika::nn;
 namespace fs = std::filesystem;
 using ika::index_t;
-using bytes = std::vector<unsigned char>;
+using namespace ika_test;
 
 namespace {
-
-// A fresh directory of its own under the system's temporary directory, removed at the end.
-struct scratch_dir {
-  fs::path path;
-  explicit scratch_dir(const std::string& name) {
-    path = fs::temp_directory_path() / ("ika_test_serialize_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-    return out;
-  }
-};
-
-bytes read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return bytes(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const fs::path& p, const bytes& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-}
 
 void put(bytes& b, std::uint64_t v, int n) {
   for (int i = 0; i < n; ++i) b.push_back(static_cast<unsigned char>(v >> (8 * i)));

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Control: correct user-written policies (a cosine-similarity kernel and a mask) compile, in
-// float and double, so the harness is able to pass and the hooks named by the other cases suffice.
+// Control: correct user-written policies (a cosine-similarity kernel, and user_policies.hpp's
+// kernel and mask with no defect) compile, in float and double, so the harness is able to pass
+// and the hooks named by the other cases suffice.
 // expect-success
-#include "common.hpp"
+#include "user_policies.hpp"
 
 #include <cmath>
-#include <limits>
 
 // log κ(q, k) = scale · cos∠(q, k): unit-normalised rows, then a dot product.
 struct cosine_similarity {
@@ -38,32 +38,11 @@ struct cosine_similarity {
   bound<T> bind(ika::index_t /*heads*/, ika::index_t dim) const { return {dim, T(scale)}; }
 };
 
-// Every query sees the first n keys only.
-struct first_keys {
-  ika::index_t n;
-
-  struct bound {
-    ika::index_t n;
-    ika::tile_state tile(ika::index_t, ika::index_t, ika::index_t, ika::index_t, ika::index_t j0, ika::index_t j1) const {
-      if (j0 >= n) return ika::tile_state::empty;
-      return j1 <= n ? ika::tile_state::full : ika::tile_state::partial;
-    }
-    template <class T>
-    void apply(ika::index_t, ika::index_t, ika::index_t, ika::index_t j0, ika::index_t count, T* logits) const {
-      for (ika::index_t j = 0; j < count; ++j)
-        if (j0 + j >= n) logits[j] = -std::numeric_limits<T>::infinity();
-    }
-    double bias(ika::index_t, ika::index_t, ika::index_t, ika::index_t j) const {
-      return j < n ? 0.0 : -std::numeric_limits<double>::infinity();
-    }
-  };
-
-  bound bind(const ika::attention_shape&) const { return {n}; }
-};
-
 int main() {
   using compile_fail::B, compile_fail::H, compile_fail::L, compile_fail::D;
-  compile_fail::run(ika::log_kernel(cosine_similarity{}) + ika::magnitude(ika::lp{2.0}) + ika::mask(first_keys{3}));
+  compile_fail::run(ika::log_kernel(cosine_similarity{}) + ika::magnitude(ika::lp{2.0}) +
+                    ika::mask(compile_fail::first_keys{3}));
+  compile_fail::run(ika::log_kernel(compile_fail::user_kernel{}) + ika::mask(compile_fail::first_keys{2}));
   std::vector<double> q(B * H * L * D, 0.25), k = q, v = q, o = q, lse(B * H * L);
   ika::attention<ika::independent_heads>(
       ika::bhld(q.data(), B, H, L, D), ika::bhld(k.data(), B, H, L, D), ika::bhld(v.data(), B, H, L, D),

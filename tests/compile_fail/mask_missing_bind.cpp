@@ -1,34 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A mask policy without bind(shape).
 // expect-error: ika mask policy: missing hook 'bind(const attention_shape&) const'
-#include "common.hpp"
+#define IKA_USER_MASK_DEFECT_MISSING_BIND
+#include "user_policies.hpp"
 
-#include <limits>
-
-// A user-written mask: every query sees the first n keys only.
-struct first_keys {
-  ika::index_t n;
-
-  struct bound {
-    ika::index_t n;
-
-    ika::tile_state tile(ika::index_t, ika::index_t, ika::index_t, ika::index_t, ika::index_t j0, ika::index_t j1) const {
-      if (j0 >= n) return ika::tile_state::empty;
-      return j1 <= n ? ika::tile_state::full : ika::tile_state::partial;
-    }
-    template <class T>
-    void apply(ika::index_t, ika::index_t, ika::index_t, ika::index_t j0, ika::index_t count, T* logits) const {
-      for (ika::index_t j = 0; j < count; ++j)
-        if (j0 + j >= n) logits[j] = -std::numeric_limits<T>::infinity();
-    }
-    double bias(ika::index_t, ika::index_t, ika::index_t, ika::index_t j) const {
-      return j < n ? 0.0 : -std::numeric_limits<double>::infinity();
-    }
-  };
-
-#ifdef IKA_COMPILE_FAIL_FIXED
-  bound bind(const ika::attention_shape&) const { return {n}; }
-#endif
-};
-
-int main() { compile_fail::run(ika::log_kernel(ika::rbf{}) + ika::mask(first_keys{3})); }
+int main() { compile_fail::run(ika::log_kernel(ika::rbf{}) + ika::mask(compile_fail::first_keys{3})); }

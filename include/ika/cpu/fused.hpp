@@ -207,25 +207,10 @@ class fused_engine {
   using bound_norm = decltype(std::declval<const Norm&>().template bind<T>(index_t{}));
   using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
   static constexpr T minus_inf = -std::numeric_limits<T>::infinity();
-  // Kernels with the optional block hook prepare several rows per call (their feature map is then
-  // a small GEMM); others are called row by row.
-  static constexpr bool has_row_block_hook = requires(const bound_kernel& k, const T* const* x, T* f, double* t) {
-    k.prepare_rows(index_t{}, x, index_t{}, f, t);
-    bound_kernel::rows_per_block;
-  };
-  static constexpr index_t row_block = [] {
-    if constexpr (has_row_block_hook) return index_t(bound_kernel::rows_per_block);
-    else return index_t(1);
-  }();
+  static constexpr index_t row_block = row_block_size<bound_kernel, T>;
 
-  // Features (row stride F) and log-domain row terms of n <= row_block rows.
   void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms, bool queries) const {
-    if constexpr (has_row_block_hook) {
-      kernel_.prepare_rows(h, x, n, features, terms);
-    } else {
-      for (index_t r = 0; r < n; ++r)
-        terms[r] = queries ? kernel_.prepare_query(h, x[r], features + r * F_) : kernel_.prepare_key(h, x[r], features + r * F_);
-    }
+    detail::prepare_rows(kernel_, F_, h, x, n, features, terms, queries);
   }
 
 public:
@@ -280,25 +265,14 @@ private:
         T* bias = key_bias_ + bh * k_pad_;
         const index_t j0 = t * KT, j1 = std::min(j0 + KT, k_pad_);
         T tile_max = minus_inf;
-        for (index_t jb = j0; jb < j1; jb += row_block) {
-          const T* x[row_block];
-          double terms[row_block];
-          const index_t n = std::clamp<index_t>(s_.k_len - jb, 0, std::min(row_block, j1 - jb));
-          for (index_t r = 0; r < n; ++r) x[r] = k.row(b, hk, jb + r);
-          if (n > 0) prepare_rows(hf, x, n, rows.data(), terms, /*queries=*/false);
-          for (index_t j = jb; j < std::min(jb + row_block, j1); ++j) {
-            T* panel = panels + (j / NR) * F_ * NR;
-            if (j < s_.k_len) {
-              const index_t r = j - jb;
-              bias[j] = T(terms[r] + norm_.magnitude(x[r]));
-              for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = rows[std::size_t(r * F_ + f)];
-              tile_max = std::max(tile_max, bias[j]);
-            } else { // padding keys: zero features, weight exp(−inf) = 0
-              bias[j] = minus_inf;
-              for (index_t f = 0; f < F_; ++f) panel[f * NR + j % NR] = T(0);
-            }
-          }
-        }
+        prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, rows.data(),
+                         [&](index_t j, const T* features, double term) {
+                           // padding keys: zero features, weight exp(−inf) = 0
+                           T* panel = panels + (j / NR) * F_ * NR + j % NR;
+                           bias[j] = T(term);
+                           for (index_t f = 0; f < F_; ++f) panel[f * NR] = features ? features[f] : T(0);
+                           tile_max = std::max(tile_max, bias[j]);
+                         });
         tile_bias_max_[(bh * tiles + t)] = tile_max;
         if constexpr (Kernel::kernel_value_form)
           for (index_t j = j0; j < j1; ++j)

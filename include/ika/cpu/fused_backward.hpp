@@ -100,14 +100,7 @@ class fused_backward_engine {
   static constexpr bool spectral_kernel = spectral_bound_kernel<bound_kernel>;
   static constexpr bool dot_pairwise = Kernel::pairwise == pairwise_op::dot;
   static constexpr int bias_index = first_additive_bias<Masks...>();
-  static constexpr bool has_row_block_hook = requires(const bound_kernel& k, const T* const* x, T* f, double* t) {
-    k.prepare_rows(index_t{}, x, index_t{}, f, t);
-    bound_kernel::rows_per_block;
-  };
-  static constexpr index_t row_block = [] {
-    if constexpr (has_row_block_hook) return index_t(bound_kernel::rows_per_block);
-    else return index_t(1);
-  }();
+  static constexpr index_t row_block = row_block_size<bound_kernel, T>;
   // The library's random-feature kernels (spectral_tensor_count > 0) hold packed spectral points
   // (w1, w2 or omega) and a feature scale: the backward pulls gradients back through their
   // feature maps for several rows at once (see spectral_rows_backward).
@@ -217,14 +210,8 @@ public:
 private:
   index_t feature_head(index_t h, index_t hk) const { return Kernel::head_dependent ? h : hk; }
 
-  // Features (row stride F) and log-domain row terms of n <= row_block rows.
   void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms, bool queries) const {
-    if constexpr (has_row_block_hook) {
-      kernel_.prepare_rows(h, x, n, features, terms);
-    } else {
-      for (index_t r = 0; r < n; ++r)
-        terms[r] = queries ? kernel_.prepare_query(h, x[r], features + r * F_) : kernel_.prepare_key(h, x[r], features + r * F_);
-    }
+    detail::prepare_rows(kernel_, F_, h, x, n, features, terms, queries);
   }
 
   // dx of one prepared row (features dfeatures, row term dterm) for head h; spectral kernels also
@@ -448,29 +435,18 @@ private:
       }
       const index_t b = bh / Hf, hf = bh % Hf;
       const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
-      for (index_t jb = j0; jb < j1; jb += row_block) {
-        const T* x[row_block];
-        double terms[row_block];
-        const index_t n = std::clamp<index_t>(s_.k_len - jb, 0, std::min(row_block, j1 - jb));
-        for (index_t r = 0; r < n; ++r) x[r] = k.row(b, hk, jb + r);
-        if (n > 0) prepare_rows(hf, x, n, rows.data(), terms, /*queries=*/false);
-        for (index_t j = jb; j < std::min(jb + row_block, j1); ++j) {
-          const index_t key = bh * lk_pad_ + j;
-          T* panel = fkp_ + (bh * lk_pad_ + j / NR * NR) * F_ + j % NR;
-          T* row = fkr_ + key * Fw_;
-          if (j < s_.k_len) {
-            const T* f = rows.data() + (j - jb) * F_;
-            key_term_[key] = T(terms[j - jb] + norm_.magnitude(x[j - jb]));
-            for (index_t c = 0; c < F_; ++c) panel[c * NR] = f[c];
-            std::copy(f, f + F_, row);
-          } else { // padding keys: zero features, weight exp(−inf) = 0
-            key_term_[key] = minus_inf;
-            for (index_t c = 0; c < F_; ++c) panel[c * NR] = T(0);
-            std::fill(row, row + F_, T(0));
-          }
-          std::fill(row + F_, row + Fw_, T(0));
-        }
-      }
+      prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, rows.data(),
+                       [&](index_t j, const T* f, double term) {
+                         // padding keys: zero features, weight exp(−inf) = 0
+                         const index_t key = bh * lk_pad_ + j;
+                         T* panel = fkp_ + (bh * lk_pad_ + j / NR * NR) * F_ + j % NR;
+                         T* row = fkr_ + key * Fw_;
+                         key_term_[key] = T(term);
+                         for (index_t c = 0; c < F_; ++c) panel[c * NR] = f ? f[c] : T(0);
+                         if (f) std::copy(f, f + F_, row);
+                         else std::fill(row, row + F_, T(0));
+                         std::fill(row + F_, row + Fw_, T(0));
+                       });
     }
 #pragma omp barrier
   }

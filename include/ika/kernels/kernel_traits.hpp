@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
 #include <concepts>
+#include <limits>
 #include <type_traits>
 
 #include "ika/core/tensor_view.hpp"
@@ -48,6 +50,54 @@ constexpr void check_kernel_policy() {
                 "ika kernel policy: bound kernel lacks hook 'log_kernel(score)'");
   static_assert(!Kernel::kernel_value_form || requires(const bound& b, T s) { b.kernel_value(s); },
                 "ika kernel policy: kernel_value_form is true but the bound kernel lacks hook 'kernel_value(score)'");
+}
+
+
+// Kernels with the optional block hook prepare several rows per call (their feature map is then
+// a small GEMM); others are called row by row. Both engines prepare rows through these.
+template <class Bound, class T>
+inline constexpr bool has_row_block_hook = requires(const Bound& k, const T* const* x, T* f, double* t) {
+  k.prepare_rows(index_t{}, x, index_t{}, f, t);
+  Bound::rows_per_block;
+};
+
+template <class Bound, class T>
+inline constexpr index_t row_block_size = [] {
+  if constexpr (has_row_block_hook<Bound, T>) return index_t(Bound::rows_per_block);
+  else return index_t(1);
+}();
+
+// Features (row stride F) and log-domain row terms of n <= row_block_size rows.
+template <class T, class Bound>
+void prepare_rows(const Bound& kernel, index_t F, index_t h, const T* const* x, index_t n, T* features, double* terms,
+                  bool queries) {
+  if constexpr (has_row_block_hook<Bound, T>) {
+    kernel.prepare_rows(h, x, n, features, terms);
+  } else {
+    for (index_t r = 0; r < n; ++r)
+      terms[r] = queries ? kernel.prepare_query(h, x[r], features + r * F) : kernel.prepare_key(h, x[r], features + r * F);
+  }
+}
+
+// Key rows [j0, j1) prepared in blocks of row_block_size, for both engines' key passes: calls
+// emit(j, features, term) with the key's features (row stride F, in scratch) and its log-domain term
+// (kernel row term + magnitude), or emit(j, nullptr, -inf) for the padding rows j >= k_len.
+template <class T, class Bound, class BoundNorm, class RowOf, class Emit>
+void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, index_t h, index_t k_len, index_t j0,
+                      index_t j1, RowOf row_of, T* scratch, Emit emit) {
+  constexpr index_t block = row_block_size<Bound, T>;
+  for (index_t jb = j0; jb < j1; jb += block) {
+    const T* x[block];
+    double terms[block];
+    const index_t n = std::clamp<index_t>(k_len - jb, 0, std::min(block, j1 - jb));
+    for (index_t r = 0; r < n; ++r) x[r] = row_of(jb + r);
+    if (n > 0) prepare_rows(kernel, F, h, x, n, scratch, terms, /*queries=*/false);
+    for (index_t j = jb; j < std::min(jb + block, j1); ++j) {
+      const index_t r = j - jb;
+      if (r < n) emit(j, scratch + r * F, terms[r] + double(norm.magnitude(x[r])));
+      else emit(j, static_cast<const T*>(nullptr), -std::numeric_limits<double>::infinity());
+    }
+  }
 }
 
 } // namespace detail
