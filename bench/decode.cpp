@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: MIT
+// Decoding: one query row against a long key/value cache (Lq = 1, Lk = 4096 … 32768), fp32,
+// B = 1, H = 8, D = Dv = 64, softmax and the IKA kernel, causal lower-right (the last query sees
+// every key). Reported as GB/s of K and V read, against a plain streaming read of the same bytes
+// in the same run (the machine's practical memory bandwidth for this access):
+//   stream/Lk:<Lk>/omp:<t>         sum of K and V, the bandwidth baseline
+//   softmax/Lk:<Lk>/omp:<t>        ika::attention, rbf + L2
+//   ika/Lk:<Lk>/omp:<t>            ika::attention, Yaglom M = 64 + L3
+
+#include "common.hpp"
+
+namespace {
+
+struct cache {
+  std::vector<float> q, k, v, out;
+  explicit cache(ika::index_t Lk)
+      : q(std::size_t(bench::B * bench::H * bench::D)), k(std::size_t(bench::B * bench::H * Lk * bench::D)),
+        v(std::size_t(bench::B * bench::H * Lk * bench::Dv)), out(std::size_t(bench::B * bench::H * bench::Dv)) {
+    bench::fill_normal(11, {q, k, v});
+  }
+};
+
+double kv_bytes(ika::index_t Lk) { return 4.0 * double(bench::B * bench::H * Lk) * double(bench::D + bench::Dv); }
+
+enum class method { stream, softmax, ika };
+
+void run(benchmark::State& state, method m, bool) {
+  const ika::index_t Lk = state.range(0);
+  const int threads = int(state.range(1));
+  cache& c = bench::problem_for<cache>(Lk);
+  const auto q = ika::bhld(c.q.data(), bench::B, bench::H, 1, bench::D);
+  const auto k = bench::qk_view(c.k.data(), Lk), v = bench::v_view(c.v.data(), Lk);
+  const auto out = ika::bhld(c.out.data(), bench::B, bench::H, 1, bench::Dv);
+  const auto decode = ika::mask(ika::causal_lower_right{});
+  double sink = 0;
+  const auto call = [&] {
+    switch (m) {
+    case method::stream: {
+      double total = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
+      for (std::size_t i = 0; i < c.k.size(); i += 16) {
+        float s = 0;
+        for (std::size_t j = 0; j < 16; ++j) s += c.k[i + j] + c.v[i + j];
+        total += s;
+      }
+      sink += total;
+      break;
+    }
+    case method::softmax: ika::attention(q, k, v, out, bench::softmax_logit() + decode, {.threads = threads}); break;
+    case method::ika: ika::attention(q, k, v, out, bench::ika_logit() + decode, {.threads = threads}); break;
+    }
+    benchmark::DoNotOptimize(c.out.data());
+    benchmark::DoNotOptimize(sink);
+  };
+  bench::time_calls(state, call);
+  state.counters["GB/s"] = benchmark::Counter(kv_bytes(Lk) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  bench::add_common_context();
+  for (const ika::index_t Lk : {4096, 8192, 16384, 32768})
+    for (const int t : {1, 2})
+      for (const auto& [name, m] : {std::pair{"stream", method::stream}, std::pair{"softmax", method::softmax},
+                                    std::pair{"ika", method::ika}})
+        benchmark::RegisterBenchmark(name, run, m, false)
+            ->Args({Lk, t})
+            ->ArgNames({"Lk", "omp"})
+            ->UseRealTime()
+            ->MinTime(0.3)
+            ->Repetitions(3)
+            ->DisplayAggregatesOnly(true)
+            ->Unit(benchmark::kMicrosecond);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}
