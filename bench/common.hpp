@@ -210,24 +210,25 @@ struct method {
   bool flag;
 };
 
+// The settings every bench binary gives its benchmarks: real (wall-clock) time, at least min_time
+// seconds per repetition, `repetitions` repetitions (the console shows the aggregates, the JSON file
+// keeps every repetition; plot.py and linear_report.py use the medians), times shown in `unit`.
+inline benchmark::internal::Benchmark* configure(benchmark::internal::Benchmark* b, double min_time, int repetitions,
+                                                 benchmark::TimeUnit unit) {
+  return b->UseRealTime()->MinTime(min_time)->Repetitions(repetitions)->DisplayAggregatesOnly(true)->Unit(unit);
+}
+
 // Registers body(state, m.arg, m.flag) as `<m.name>/L:<L>/omp:<threads>` for every L, thread
 // count and method, in shape-major order, so the methods compared with each other run back to
-// back. Each one: real time, at least 0.5 s, 5 repetitions (the console shows the aggregates, the
-// JSON file keeps every repetition; plot.py uses the medians), in milliseconds.
+// back. Each one: configure(…, 0.5 s, 5 repetitions, milliseconds).
 template <class Arg>
 void register_shape_major(const std::vector<ika::index_t>& lengths, const std::vector<int>& thread_counts,
                           void (*body)(benchmark::State&, Arg, bool), std::initializer_list<method<Arg>> methods) {
   for (const ika::index_t L : lengths)
     for (const int t : thread_counts)
       for (const method<Arg>& m : methods)
-        benchmark::RegisterBenchmark(m.name, body, m.arg, m.flag)
-            ->Args({L, t})
-            ->ArgNames({"L", "omp"})
-            ->UseRealTime()
-            ->MinTime(0.5)
-            ->Repetitions(5)
-            ->DisplayAggregatesOnly(true)
-            ->Unit(benchmark::kMillisecond);
+        configure(benchmark::RegisterBenchmark(m.name, body, m.arg, m.flag)->Args({L, t})->ArgNames({"L", "omp"}), 0.5,
+                  5, benchmark::kMillisecond);
 }
 
 } // namespace bench

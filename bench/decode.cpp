@@ -65,14 +65,8 @@ int main(int argc, char** argv) {
     for (const int t : {1, 2})
       for (const auto& [name, m] : {std::pair{"stream", method::stream}, std::pair{"softmax", method::softmax},
                                     std::pair{"ika", method::ika}})
-        benchmark::RegisterBenchmark(name, run, m, false)
-            ->Args({Lk, t})
-            ->ArgNames({"Lk", "omp"})
-            ->UseRealTime()
-            ->MinTime(0.3)
-            ->Repetitions(3)
-            ->DisplayAggregatesOnly(true)
-            ->Unit(benchmark::kMicrosecond);
+        bench::configure(benchmark::RegisterBenchmark(name, run, m, false)->Args({Lk, t})->ArgNames({"Lk", "omp"}), 0.3,
+                         3, benchmark::kMicrosecond);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
 }

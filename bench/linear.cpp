@@ -59,14 +59,10 @@ int main(int argc, char** argv) {
       if (M == 256 && causal) continue;
       for (const ika::index_t L : {256, 512, 1024, 2048, 4096, 8192})
         for (const bool linear : {false, true})
-          benchmark::RegisterBenchmark(linear ? "linear" : "exact", linear ? run<true> : run<false>)
-              ->Args({L, M, causal})
-              ->ArgNames({"L", "M", "causal"})
-              ->UseRealTime()
-              ->MinTime(0.3)
-              ->Repetitions(3)
-              ->DisplayAggregatesOnly(true)
-              ->Unit(benchmark::kMillisecond);
+          bench::configure(benchmark::RegisterBenchmark(linear ? "linear" : "exact", linear ? run<true> : run<false>)
+                               ->Args({L, M, causal})
+                               ->ArgNames({"L", "M", "causal"}),
+                           0.3, 3, benchmark::kMillisecond);
     }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
