@@ -1,23 +1,34 @@
 // SPDX-License-Identifier: MIT
-// bench_attention: the fused engine against a naive materialised Eigen baseline, in one run.
+// bench_attention: the fused engine against a naive materialised Eigen baseline and a flash-attention
+// baseline on OpenBLAS, in one run.
 //
-// Four methods, each at fp32, B = 1, H = 8, D = Dv = 64, L = Lq = Lk ∈ {256, 1024, 4096},
+// Seven methods, each at fp32, B = 1, H = 8, D = Dv = 64, L = Lq = Lk ∈ {256, 1024, 4096},
 // threads ∈ {1, 2}:
 //   fused_softmax     ika::attention, log_kernel(rbf{}) + magnitude(lp{2})   == softmax(QKᵀ/√D)·V
+//   blas_flash_softmax  PyTorch's CPU flash-attention algorithm on OpenBLAS (bench/flash_blas.hpp):
+//                     per (b, h, 256-row query block), per 512-key block: S = Q_blk·K_blkᵀ/√D
+//                     (SGEMM), online softmax (running max and sum, xsimd exp), O_blk += P·V_blk
+//                     (SGEMM); only when OpenBLAS was found (IKA_BENCH_HAVE_OPENBLAS)
 //   baseline_softmax  Eigen, per (b, h): S = QKᵀ (GEMM), row softmax of S/√D, O = P·V (GEMM)
 //   fused_ika         ika::attention, log_kernel(yaglom_rff<float>::from_seed(seed, H, D, 64))
 //                     + magnitude(lp{3})
 //   baseline_ika      Eigen, per (b, h): Yaglom features Φq, Φk (two GEMMs + cos/sin each),
 //                     S = Φq·Φkᵀ (GEMM), logit = log(S² + 1e-5) + μ(k_j), row softmax, O = P·V
 //                     with μ(k) = ‖k‖₃² / (2√D)
+//   fused_softmax_causal  fused_softmax + mask(causal_upper_left{})   (query i sees keys j ≤ i)
+//   fused_ika_causal      fused_ika + mask(causal_upper_left{})
 //
-// Threading: the fused engine gets {.threads = n}; the baseline is an OpenMP loop over the B·H
-// (batch, head) pairs with num_threads(n) and Eigen's own threading off (Eigen::setNbThreads(1)),
-// so both are one thread per head-task with the same team size.
+// Threading: the fused engine gets {.threads = n}; the Eigen baseline is an OpenMP loop over the
+// B·H (batch, head) pairs with num_threads(n) and Eigen's own threading off (Eigen::setNbThreads(1)),
+// the BLAS flash baseline an OpenMP loop over the B·H·(L/256) (batch, head, query block) tasks with
+// num_threads(n) and OpenBLAS's own threading off (openblas_set_num_threads(1)), so all are one
+// thread per task with the same team size.
 //
 // Counters (per call):
 //   GFLOP/s       conventional attention flops 4·B·H·Lq·Lk·D per call / real time, for every method
-//                 (2·Lq·Lk·D for QKᵀ plus 2·Lq·Lk·Dv for P·V, D = Dv; exp, log, max, sums ignored)
+//                 (2·Lq·Lk·D for QKᵀ plus 2·Lq·Lk·Dv for P·V, D = Dv; exp, log, max, sums ignored);
+//                 the causal methods too (the same count, not the half they need), so their
+//                 GFLOP/s against the non-causal ones is the inverse time ratio
 //   real_GFLOP/s  only for the IKA kernel (fused and baseline): the flops the random-feature
 //                 kernel really needs per (b, h):
 //                   2·Lq·Lk·2M              feature product Φq·Φkᵀ (feature dimension 2M)
@@ -30,14 +41,16 @@
 //                 value over all iterations and one first call from a fresh thread (ika's workspace
 //                 lives in thread-local arenas reused across calls, which only that call sees).
 //                 Only operator new is seen: std::malloc made by Eigen itself (its GEMM packing
-//                 blocks) is not counted, which is why the baseline takes every O(L²) and O(L·M)
-//                 buffer from operator new.
+//                 blocks) and OpenBLAS's own buffer pool are not counted, which is why the
+//                 baselines take every buffer that grows with L from operator new.
 //
 // Every benchmark runs 5 repetitions of at least 0.5 s each (bench/plot.py uses the medians); the
-// whole run takes about 2 minutes on 2 cores.
+// whole run takes about 3 minutes on 2 cores.
 //
 // At startup (outside any timed loop) each baseline is checked against its fused counterpart at
-// every L with 2 threads; the run aborts unless max |O_fused − O_baseline| < 1e-3.
+// every L with 2 threads (Eigen softmax and IKA, BLAS flash softmax, and the BLAS flash code with
+// its causal option against fused_softmax_causal); the run aborts unless
+// max |O_fused − O_baseline| < 1e-3.
 
 #include <benchmark/benchmark.h>
 
@@ -52,6 +65,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <new>
 #include <numbers>
@@ -59,6 +73,10 @@
 #include <vector>
 
 #include "common.hpp" // heap counting, shape, inputs, logits, timed loop, registration
+
+#if IKA_BENCH_HAVE_OPENBLAS
+#include "flash_blas.hpp" // bench::flash_blas_attention
+#endif
 
 // ---- problem ---------------------------------------------------------------------------------
 
@@ -134,6 +152,27 @@ void fused_softmax(problem& p, int threads) {
 void fused_ika(problem& p, int threads) {
   ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), bench::ika_logit(), {.threads = threads});
 }
+
+void fused_softmax_causal(problem& p, int threads) {
+  ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), bench::softmax_logit() + ika::mask(ika::causal_upper_left{}),
+                 {.threads = threads});
+}
+
+void fused_ika_causal(problem& p, int threads) {
+  ika::attention(p.qv(), p.kv(), p.vv(), p.ov(), bench::ika_logit() + ika::mask(ika::causal_upper_left{}),
+                 {.threads = threads});
+}
+
+#if IKA_BENCH_HAVE_OPENBLAS
+void blas_flash_softmax(problem& p, int threads) {
+  bench::flash_blas_attention(p.q.get(), p.k.get(), p.v.get(), p.out.get(), B * H, p.L, D, Dv, threads);
+}
+
+// Only for the startup check of fused_softmax_causal (not timed).
+void blas_flash_softmax_causal(problem& p, int threads) {
+  bench::flash_blas_attention(p.q.get(), p.k.get(), p.v.get(), p.out.get(), B * H, p.L, D, Dv, threads, true);
+}
+#endif
 
 // Row softmax in place over a row-major (L, L) score matrix, logit = f(row) computed by `logit`;
 // returns 1/Σ per row in inv_sum.
@@ -246,33 +285,46 @@ void run_method(benchmark::State& state, method_fn method, bool ika_kernel_flops
 
 // ---- startup check ------------------------------------------------------------------------------
 
+// max |a − b|; NaN when either holds a non-finite value.
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return std::numeric_limits<double>::quiet_NaN();
+    m = std::max(m, double(std::abs(a[i] - b[i])));
+  }
   return m;
+}
+
+// Runs f(p, threads) on an output filled with NaN (so a method that leaves rows unwritten fails the
+// check) and returns the output.
+std::vector<float> output_of(method_fn f, problem& p, int threads) {
+  std::fill(p.out.get(), p.out.get() + p.nv, std::numeric_limits<float>::quiet_NaN());
+  f(p, threads);
+  return p.output();
 }
 
 bool check_agreement(const std::vector<ika::index_t>& lengths, int threads) {
   bool ok = true;
   for (const ika::index_t L : lengths) {
     problem& p = problem_for(L);
-    const struct {
+    struct check_pair {
       const char* name;
       method_fn fused, baseline;
-    } pairs[] = {{"softmax", fused_softmax, baseline_softmax}, {"ika", fused_ika, baseline_ika}};
+    };
+    std::vector<check_pair> pairs{{"softmax", fused_softmax, baseline_softmax}, {"ika", fused_ika, baseline_ika}};
+#if IKA_BENCH_HAVE_OPENBLAS
+    pairs.push_back({"blas_flash_softmax", fused_softmax, blas_flash_softmax});
+    pairs.push_back({"blas_flash_softmax_causal", fused_softmax_causal, blas_flash_softmax_causal});
+#endif
     for (const auto& pair : pairs) {
-      pair.fused(p, threads);
-      const std::vector<float> fused_out = p.output();
-      pair.baseline(p, threads);
-      const double diff = max_abs_diff(fused_out, p.output());
-      bool finite = true;
-      for (float x : fused_out) finite = finite && std::isfinite(x);
-      std::fprintf(stderr, "check %-7s L=%-5td max|fused - baseline| = %.3g%s\n", pair.name, L, diff,
-                   finite ? "" : " (non-finite output)");
+      const std::vector<float> fused_out = output_of(pair.fused, p, threads);
+      const double diff = max_abs_diff(fused_out, output_of(pair.baseline, p, threads));
+      std::fprintf(stderr, "check %-25s L=%-5td max|fused - baseline| = %.3g%s\n", pair.name, L, diff,
+                   std::isnan(diff) ? " (non-finite or unwritten output)" : "");
       char text[32];
       std::snprintf(text, sizeof text, "%.3g", diff);
       benchmark::AddCustomContext(std::string("check_max_abs_diff_") + pair.name + "_L" + std::to_string(L), text);
-      if (!(diff < 1e-3) || !finite) {
+      if (!(diff < 1e-3)) {
         std::fprintf(stderr, "bench_attention: fused and baseline %s disagree at L=%td (max abs diff %.3g >= 1e-3)\n",
                      pair.name, L, diff);
         ok = false;
@@ -285,6 +337,9 @@ bool check_agreement(const std::vector<ika::index_t>& lengths, int threads) {
 } // namespace
 
 int main(int argc, char** argv) {
+#if IKA_BENCH_HAVE_OPENBLAS
+  bench::prefer_avx512_openblas_kernels(argv); // may re-execute this program once
+#endif
   Eigen::setNbThreads(1);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
@@ -297,13 +352,27 @@ int main(int argc, char** argv) {
   }
   bench::add_common_context();
   benchmark::AddCustomContext("eigen_threads", std::to_string(Eigen::nbThreads()));
+#if IKA_BENCH_HAVE_OPENBLAS
+  benchmark::AddCustomContext("openblas", bench::openblas_description());
+  benchmark::AddCustomContext("blas_flash_blocks", "q " + std::to_string(bench::flash_q_block) + ", k " +
+                                                       std::to_string(bench::flash_k_block));
+#else
+  std::fprintf(stderr, "bench_attention: built without OpenBLAS, blas_flash_softmax is not run\n");
+  benchmark::AddCustomContext("openblas", "not built (OpenBLAS not found at configure time, or IKA_BENCH_OPENBLAS=OFF)");
+#endif
 
   // {name, method, counts real_GFLOP/s}
   bench::register_shape_major(lengths, thread_counts, run_method,
                               {{"fused_softmax", fused_softmax, false},
+#if IKA_BENCH_HAVE_OPENBLAS
+                               {"blas_flash_softmax", blas_flash_softmax, false},
+#endif
                                {"baseline_softmax", baseline_softmax, false},
                                {"fused_ika", fused_ika, true},
-                               {"baseline_ika", baseline_ika, true}});
+                               {"baseline_ika", baseline_ika, true},
+                               // causal: conventional GFLOP/s only (the same count as non-causal)
+                               {"fused_softmax_causal", fused_softmax_causal, false},
+                               {"fused_ika_causal", fused_ika_causal, false}});
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -23,6 +23,7 @@ PACKAGES=(
   doctest-dev
   zlib1g-dev
   libbenchmark-dev
+  libopenblas-dev
   dataset-fashion-mnist
 )
 
