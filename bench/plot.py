@@ -7,7 +7,8 @@
                           [--command TEXT] [--before bench/results/backward_before.json]
 
 bench_attention: prints the table (method, L, threads, time, GFLOP/s, fused/baseline speed-up,
-IKA/softmax time, peak MiB) and writes <out-dir>/table.md and <out-dir>/gflops_vs_L.svg.
+fused/BLAS-flash speed-up, IKA/softmax time, causal/non-causal time, peak MiB) and the targets, and
+writes <out-dir>/table.md and <out-dir>/gflops_vs_L.svg (the causal methods are in the table only).
 bench_backward (recognised by its forward_*/backward_* methods): prints the table (kernel, L,
 threads, forward and backward time and GFLOP/s, backward/forward GFLOP/s ratio, peak MiB; with
 --before also the same columns of another run, e.g. the previous implementation) and writes
@@ -24,18 +25,36 @@ import os
 import re
 import sys
 
-METHODS = ["fused_softmax", "baseline_softmax", "fused_ika", "baseline_ika"]
+# method: (kernel, implementation, causal), in table order (bench_attention registers them so)
+METHOD_INFO = {
+    "fused_softmax": ("softmax", "fused", False),
+    "blas_flash_softmax": ("softmax", "blas_flash", False),
+    "baseline_softmax": ("softmax", "baseline", False),
+    "fused_ika": ("ika", "fused", False),
+    "baseline_ika": ("ika", "baseline", False),
+    "fused_softmax_causal": ("softmax", "fused", True),
+    "fused_ika_causal": ("ika", "fused", True),
+}
+METHODS = list(METHOD_INFO)
+PLOT_METHODS = [m for m in METHODS if not METHOD_INFO[m][2]]  # the causal rows stay in the table
 COLORS = {
     "fused_softmax": "#1f77b4",
+    "blas_flash_softmax": "#9467bd",
     "baseline_softmax": "#7fb2e0",
     "fused_ika": "#d62728",
     "baseline_ika": "#f29b9b",
 }
-MARKERS = {"fused_softmax": "circle", "baseline_softmax": "square", "fused_ika": "circle", "baseline_ika": "square"}
+MARKERS = {"fused_softmax": "circle", "blas_flash_softmax": "diamond", "baseline_softmax": "square",
+           "fused_ika": "circle", "baseline_ika": "square"}
 
 # Targets stated by the project.
 TARGET_SOFTMAX_GFLOPS = 100.0  # fused softmax, 2 threads, L = 4096
 TARGET_IKA_OVER_SOFTMAX = 2.5  # fused IKA time / fused softmax time
+# fused forward softmax (= rbf + L2, the rbf + Lp kernel that equals softmax), 2 threads, L >= 1024:
+TARGET_FORWARD_MIN_L = 1024
+TARGET_FORWARD_GFLOPS = 150.0  # conventional GFLOP/s
+TARGET_OVER_BLAS_FLASH = 1.5  # blas_flash_softmax time / fused_softmax time
+TARGET_CAUSAL_RATIO = 0.6  # fused causal time / fused non-causal time, same kernel, L and threads
 
 NAME = re.compile(r"^(?P<method>[a-z_]+)/L:(?P<L>\d+)/omp:(?P<threads>\d+)(/|$)")
 TIME_UNIT_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -80,36 +99,52 @@ def fmt(x, digits=2):
     return f"{x:.{digits}f}"
 
 
+def time_ratio(runs, numerator, denominator, L, t):
+    """time of numerator / time of denominator at (L, t), None when either is missing."""
+    a, b = runs.get((numerator, L, t)), runs.get((denominator, L, t))
+    return a["time_ms"] / b["time_ms"] if a and b else None
+
+
+def non_causal(method):
+    return method[: -len("_causal")] if method.endswith("_causal") else method
+
+
 def build_table(runs):
+    """The markdown table and its rows [(method, L, threads, record, ratios)], ratios a dict of
+    "baseline" (fused/baseline speed-up), "blas_flash" (fused/BLAS-flash speed-up), "ika" (IKA/softmax
+    time) and "causal" (causal/non-causal time), each None where it does not apply."""
     lengths = sorted({k[1] for k in runs})
     threads = sorted({k[2] for k in runs})
     header = ("| method | L | threads | time (ms) | cv | GFLOP/s | real GFLOP/s | fused/baseline speed-up "
-              "| IKA/softmax time | peak MiB |")
-    lines = [header, "|" + "---|" * 10]
+              "| fused/BLAS-flash speed-up | IKA/softmax time | causal/non-causal time | peak MiB |")
+    lines = [header, "|" + "---|" * 12]
     rows = []
+
+    def x(v):
+        return f"{fmt(v)}×" if v is not None else "—"
+
     for L in lengths:
         for t in threads:
             for method in METHODS:
                 r = runs.get((method, L, t))
                 if r is None:
                     continue
-                kind, impl = ("ika" if method.endswith("ika") else "softmax"), method.split("_")[0]
-                speedup = None
-                if impl == "fused":
-                    base = runs.get((f"baseline_{kind}", L, t))
-                    if base:
-                        speedup = base["time_ms"] / r["time_ms"]
-                ika_ratio = None
+                kind, impl, causal = METHOD_INFO[method]
+                ratios = {"baseline": None, "blas_flash": None, "ika": None, "causal": None}
+                if impl == "fused" and not causal:
+                    ratios["baseline"] = time_ratio(runs, f"baseline_{kind}", method, L, t)
+                    if kind == "softmax":
+                        ratios["blas_flash"] = time_ratio(runs, "blas_flash_softmax", method, L, t)
                 if kind == "ika":
-                    soft = runs.get((f"{impl}_softmax", L, t))
-                    if soft:
-                        ika_ratio = r["time_ms"] / soft["time_ms"]
-                rows.append((method, L, t, r, speedup, ika_ratio))
+                    ratios["ika"] = time_ratio(runs, method, method.replace("_ika", "_softmax"), L, t)
+                if causal:
+                    ratios["causal"] = time_ratio(runs, method, non_causal(method), L, t)
+                rows.append((method, L, t, r, ratios))
                 lines.append(
                     f"| {method} | {L} | {t} | {fmt(r['time_ms'], 3)} "
                     f"| {fmt(100 * r['cv'], 1) + '%' if 'cv' in r else '—'} | {fmt(r['gflops'], 1)} "
-                    f"| {fmt(r['real_gflops'], 1)} | {fmt(speedup)}{'×' if speedup else ''} "
-                    f"| {fmt(ika_ratio)}{'×' if ika_ratio else ''} | {fmt(r['peak_mib'], 1)} |"
+                    f"| {fmt(r['real_gflops'], 1)} | {x(ratios['baseline'])} | {x(ratios['blas_flash'])} "
+                    f"| {x(ratios['ika'])} | {x(ratios['causal'])} | {fmt(r['peak_mib'], 1)} |"
                 )
     return "\n".join(lines), rows
 
@@ -137,22 +172,66 @@ def targets(runs):
     verdict = "met at every shape" if not bad else "NOT met at " + "; ".join(bad)
     out.append(f"- fused IKA time / fused softmax time ≤ {TARGET_IKA_OVER_SOFTMAX}: **{verdict}** "
                f"({', '.join(ratios)})")
+
+    # fused forward softmax = rbf + L2 (the rbf + Lp logit that is softmax exactly): speed and
+    # speed-up over the OpenBLAS flash attention, 2 threads, every measured L >= 1024
+    out.append(f"- fused forward softmax and rbf + Lp (fused_softmax is rbf + L2, i.e. softmax exactly), 2 threads, "
+               f"L ≥ {TARGET_FORWARD_MIN_L}: ≥ {TARGET_FORWARD_GFLOPS:.0f} GFLOP/s and "
+               f"≥ {TARGET_OVER_BLAS_FLASH}× blas_flash_softmax (BLAS-flash time / fused time):")
+    big = [L for L in lengths if L >= TARGET_FORWARD_MIN_L]
+    if not big:
+        out.append(f"  - no L ≥ {TARGET_FORWARD_MIN_L} measured")
+    for L in big:
+        r = runs.get(("fused_softmax", L, 2))
+        if r is None:
+            out.append(f"  - L = {L}: fused_softmax with 2 threads not measured")
+            continue
+        speedup = time_ratio(runs, "blas_flash_softmax", "fused_softmax", L, 2)
+        gflops_ok = r["gflops"] >= TARGET_FORWARD_GFLOPS
+        if speedup is None:
+            verdict = "NOT checkable: blas_flash_softmax not measured (bench_attention built without OpenBLAS?)"
+            speed_text = "— BLAS flash"
+        else:
+            verdict = "met" if gflops_ok and speedup >= TARGET_OVER_BLAS_FLASH else "NOT met"
+            speed_text = f"{speedup:.2f}× BLAS flash"
+        out.append(f"  - L = {L}: {r['gflops']:.1f} GFLOP/s ({'≥' if gflops_ok else '<'} {TARGET_FORWARD_GFLOPS:.0f}), "
+                   f"{speed_text}: **{verdict}**")
+
+    # causal: time against the non-causal run of the same kernel, L and threads (GFLOP/s of the
+    # causal rows uses the same full count, so it is this ratio inverted)
+    out.append(f"- fused causal time ≤ {TARGET_CAUSAL_RATIO}× fused non-causal time (same kernel, L, threads; "
+               "causal = mask(causal_upper_left{})):")
+    any_causal = False
+    for L in lengths:
+        for t in threads:
+            parts = []
+            for kind in ("softmax", "ika"):
+                ratio = time_ratio(runs, f"fused_{kind}_causal", f"fused_{kind}", L, t)
+                if ratio is not None:
+                    parts.append(f"{kind} {ratio:.2f}× **{'met' if ratio <= TARGET_CAUSAL_RATIO else 'NOT met'}**")
+            if parts:
+                any_causal = True
+                out.append(f"  - L = {L}, {t} thread(s): {'; '.join(parts)}")
+    if not any_causal:
+        out.append("  - no causal runs measured")
     return "\n".join(out)
 
 
 def anomalies(rows, runs):
     notes = []
-    for method, L, t, r, speedup, _ in rows:
-        if speedup is not None and speedup < 1.0:
-            notes.append(f"- {method} is slower than its Eigen baseline at L={L}, {t} thread(s): "
-                         f"{speedup:.2f}× ({r['time_ms']:.3f} ms vs {r['time_ms'] * speedup:.3f} ms)")
+    for method, L, t, r, ratios in rows:
+        for key, what in (("baseline", "its Eigen baseline"), ("blas_flash", "the OpenBLAS flash baseline")):
+            speedup = ratios[key]
+            if speedup is not None and speedup < 1.0:
+                notes.append(f"- {method} is slower than {what} at L={L}, {t} thread(s): "
+                             f"{speedup:.2f}× ({r['time_ms']:.3f} ms vs {r['time_ms'] * speedup:.3f} ms)")
     for method in METHODS:
         for L in sorted({k[1] for k in runs}):
             one, two = runs.get((method, L, 1)), runs.get((method, L, 2))
             if one and two and two["time_ms"] > one["time_ms"]:
                 notes.append(f"- {method} at L={L} is slower with 2 threads than with 1 "
                              f"({two['time_ms']:.3f} ms vs {one['time_ms']:.3f} ms)")
-    for method, L, t, r, _, _ in rows:
+    for method, L, t, r, _ in rows:
         if r.get("cv", 0) > 0.10:
             notes.append(f"- {method} at L={L}, {t} thread(s) is noisy: cv {100 * r['cv']:.0f}% over the repetitions")
     return "\n".join(notes) if notes else "- none detected automatically"
@@ -190,17 +269,27 @@ def y_grid(o, top, step, left, pw, Y):
         v += step
 
 
+def marker(shape, x, y, fill, color):
+    """A point marker centred at (x, y): circle, square or diamond."""
+    if shape == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="2"/>'
+    if shape == "diamond":
+        pts = f"{x:.1f},{y - 5.5:.1f} {x + 5.5:.1f},{y:.1f} {x:.1f},{y + 5.5:.1f} {x - 5.5:.1f},{y:.1f}"
+        return f'<polygon points="{pts}" fill="{fill}" stroke="{color}" stroke-width="2"/>'
+    return f'<rect x="{x - 4:.1f}" y="{y - 4:.1f}" width="8" height="8" fill="{fill}" stroke="{color}" stroke-width="2"/>'
+
+
 def write_svg(runs, path, title):
     lengths = sorted({k[1] for k in runs})
     threads = sorted({k[2] for k in runs})
     series = []
-    for method in METHODS:
+    for method in PLOT_METHODS:
         for t in threads:
             pts = [(L, runs[(method, L, t)]["gflops"]) for L in lengths if (method, L, t) in runs]
             if pts:
                 series.append((method, t, pts))
     ymax = max((y for _, _, pts in series for _, y in pts), default=1.0)
-    ymax = max(ymax, TARGET_SOFTMAX_GFLOPS)
+    ymax = max(ymax, TARGET_SOFTMAX_GFLOPS, TARGET_FORWARD_GFLOPS)
     top, step = nice_ceiling(ymax)
 
     W, Hh = 900, 560
@@ -220,7 +309,7 @@ def write_svg(runs, path, title):
     o.append(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{Hh}" viewBox="0 0 {W} {Hh}" '
              'font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">')
     o.append(f'<rect x="0" y="0" width="{W}" height="{Hh}" fill="white"/>')
-    o.append(f'<text x="{left + pw / 2}" y="30" text-anchor="middle" font-size="17" font-weight="bold">'
+    o.append(f'<text x="{W / 2}" y="30" text-anchor="middle" font-size="16" font-weight="bold">'
              f'{esc(title)}</text>')
     y_grid(o, top, step, left, pw, Y)
     # x ticks at the measured L (log2 axis)
@@ -228,10 +317,14 @@ def write_svg(runs, path, title):
         x = X(L)
         o.append(f'<line x1="{x:.1f}" y1="{top_m}" x2="{x:.1f}" y2="{top_m + ph}" stroke="#e4e4e4"/>')
         o.append(f'<text x="{x:.1f}" y="{top_m + ph + 20}" text-anchor="middle">{L}</text>')
-    # target line
+    # target lines: 100 GFLOP/s (L = 4096) across, 150 GFLOP/s from L = 1024 on
     yt = Y(TARGET_SOFTMAX_GFLOPS)
     o.append(f'<line x1="{left}" y1="{yt:.1f}" x2="{left + pw}" y2="{yt:.1f}" stroke="#2ca02c" '
              'stroke-width="1.5" stroke-dasharray="2,4"/>')
+    yt2 = Y(TARGET_FORWARD_GFLOPS)
+    x_from = max(left, min(left + pw, X(TARGET_FORWARD_MIN_L)))
+    o.append(f'<line x1="{x_from:.1f}" y1="{yt2:.1f}" x2="{left + pw}" y2="{yt2:.1f}" stroke="#ff7f0e" '
+             'stroke-width="1.5" stroke-dasharray="6,3"/>')
     # axes
     o.append(f'<rect x="{left}" y="{top_m}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
     o.append(f'<text x="{left + pw / 2}" y="{Hh - 22}" text-anchor="middle" font-size="14">'
@@ -245,13 +338,7 @@ def write_svg(runs, path, title):
         d = " ".join(f"{X(L):.1f},{Y(y):.1f}" for L, y in pts)
         o.append(f'<polyline points="{d}" fill="none" stroke="{color}" stroke-width="2.5"{dash}/>')
         for L, y in pts:
-            fill = color if t == 1 else "white"
-            if MARKERS[method] == "circle":
-                o.append(f'<circle cx="{X(L):.1f}" cy="{Y(y):.1f}" r="4.5" fill="{fill}" stroke="{color}" '
-                         'stroke-width="2"/>')
-            else:
-                o.append(f'<rect x="{X(L) - 4:.1f}" y="{Y(y) - 4:.1f}" width="8" height="8" fill="{fill}" '
-                         f'stroke="{color}" stroke-width="2"/>')
+            o.append(marker(MARKERS[method], X(L), Y(y), color if t == 1 else "white", color))
     # legend
     lx, ly = left + pw + 20, top_m + 10
     o.append(f'<text x="{lx}" y="{ly}" font-weight="bold">method, threads</text>')
@@ -261,11 +348,7 @@ def write_svg(runs, path, title):
         dash = "" if t == 1 else ' stroke-dasharray="8,5"'
         fill = color if t == 1 else "white"
         o.append(f'<line x1="{lx}" y1="{y - 4}" x2="{lx + 36}" y2="{y - 4}" stroke="{color}" stroke-width="2.5"{dash}/>')
-        if MARKERS[method] == "circle":
-            o.append(f'<circle cx="{lx + 18}" cy="{y - 4}" r="4.5" fill="{fill}" stroke="{color}" stroke-width="2"/>')
-        else:
-            o.append(f'<rect x="{lx + 14}" y="{y - 8}" width="8" height="8" fill="{fill}" stroke="{color}" '
-                     'stroke-width="2"/>')
+        o.append(marker(MARKERS[method], lx + 18, y - 4, fill, color))
         o.append(f'<text x="{lx + 44}" y="{y}">{esc(method)}, {t} thr</text>')
     y = ly + 24 + len(series) * 24 + 8
     o.append(f'<line x1="{lx}" y1="{y - 4}" x2="{lx + 36}" y2="{y - 4}" stroke="#2ca02c" stroke-width="1.5" '
@@ -273,6 +356,13 @@ def write_svg(runs, path, title):
     o.append(f'<text x="{lx + 44}" y="{y}">target ≥ {TARGET_SOFTMAX_GFLOPS:g} GFLOP/s</text>')
     o.append(f'<text x="{lx + 44}" y="{y + 16}" font-size="11" fill="#555">(fused softmax,</text>')
     o.append(f'<text x="{lx + 44}" y="{y + 30}" font-size="11" fill="#555">2 threads, L = 4096)</text>')
+    y += 52
+    o.append(f'<line x1="{lx}" y1="{y - 4}" x2="{lx + 36}" y2="{y - 4}" stroke="#ff7f0e" stroke-width="1.5" '
+             'stroke-dasharray="6,3"/>')
+    o.append(f'<text x="{lx + 44}" y="{y}">target ≥ {TARGET_FORWARD_GFLOPS:g} GFLOP/s</text>')
+    o.append(f'<text x="{lx + 44}" y="{y + 16}" font-size="11" fill="#555">(fused softmax, 2 thr,</text>')
+    o.append(f'<text x="{lx + 44}" y="{y + 30}" font-size="11" fill="#555">L ≥ {TARGET_FORWARD_MIN_L}; '
+             f'≥ {TARGET_OVER_BLAS_FLASH:g}× BLAS flash)</text>')
     o.append("</svg>")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(o) + "\n")
@@ -477,16 +567,22 @@ def main():
     if checks:
         ctx.append("- startup check, max |fused − baseline| (2 threads): "
                    + ", ".join(f"{k[len('check_max_abs_diff_'):]} {v}" for k, v in checks))
+    if "openblas" in context:
+        ctx.append(f"- OpenBLAS (blas_flash_softmax, 1 BLAS thread per OpenMP thread): {context['openblas']}"
+                   + (f"; blocks {context['blas_flash_blocks']}" if "blas_flash_blocks" in context else ""))
     ctx.append(f"- time: real (wall-clock) time per call, "
                f"{'median of the repetitions; cv = stddev/mean of the repetitions' if aggregated else 'mean over the iterations of one run'}"
-               "; GFLOP/s = 4·B·H·L²·D / time; real GFLOP/s (IKA only) = 2·L²·2M + 2·L²·Dv + 2·2L·M·D·2 per head / time; "
-               "speed-up = baseline time / fused time; IKA/softmax = IKA time / softmax time of the same implementation; "
+               "; GFLOP/s = 4·B·H·L²·D / time for every method, the causal ones included (so causal GFLOP/s "
+               "= non-causal GFLOP/s / causal time ratio); real GFLOP/s (non-causal IKA only) = 2·L²·2M + 2·L²·Dv + 2·2L·M·D·2 per head / time; "
+               "fused/baseline and fused/BLAS-flash speed-up = that method's time / fused time; "
+               "IKA/softmax = IKA time / softmax time of the same implementation (and masking); "
+               "causal/non-causal = causal time / non-causal time of the same kernel; "
                "peak MiB = largest extra operator-new memory during one call")
 
     md = ["# bench_attention results", "", *ctx, "", table, "", "## Targets", "", targets(runs), "",
           "## Anomalies (automatic)", "", anomalies(rows, runs), ""]
     write_report(args.out_dir, "table.md", md, "gflops_vs_L.svg",
-                 lambda svg: write_svg(runs, svg, "ika attention: fused engine vs Eigen baseline (fp32, B=1, H=8, D=64)"))
+                 lambda svg: write_svg(runs, svg, "ika attention: fused engine vs Eigen and OpenBLAS flash (fp32, B=1, H=8, D=64)"))
 
 
 if __name__ == "__main__":
