@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+
+// The split-key engine, for decoding: a few query rows (Lq ≤ max_query_rows) against a long
+// key/value cache. The fused engine packs every key into panels before a query tile uses them;
+// for one query row that means reading K and V, writing the panels and reading them again, and
+// it has only B·H tasks to share among the threads. Here a task is one (batch, feature head,
+// split of split_keys keys), and it streams its keys once: the features of a block of keys into a
+// small buffer, their scores against every query row of every query head that shares those
+// features (all heads of a key/value group when the kernel does not depend on the head), online
+// softmax, and P·V straight from the value rows. The splits' partial results (row max, row sum,
+// unnormalised output) are merged in split order. The split length is a constant, so the result
+// does not depend on the number of threads.
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "ika/core/aligned_buffer.hpp"
+#include "ika/core/attention_args.hpp"
+#include "ika/core/logit_expression.hpp"
+#include "ika/cpu/fused.hpp"
+#include "ika/kernels/kernel_traits.hpp"
+#include "ika/simd/simd.hpp"
+
+namespace ika::detail {
+
+// Σ_f |a_f − b_f|, the laplacian's pairwise operation on one pair of rows.
+template <class T>
+T l1_distance(const T* a, const T* b, std::ptrdiff_t n) {
+  constexpr std::ptrdiff_t W = simd::width<T>;
+  simd::batch<T> acc(T(0));
+  std::ptrdiff_t d = 0;
+  for (; d + W <= n; d += W) acc += xsimd::abs(simd::load(a + d) - simd::load(b + d));
+  T s = simd::reduce_add(acc);
+  for (; d < n; ++d) s += std::abs(a[d] - b[d]);
+  return s;
+}
+
+template <class T, class Heads, class Kernel, class Norm, class... Masks>
+class split_key_engine {
+  using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
+  using bound_norm = decltype(std::declval<const Norm&>().template bind<T>(index_t{}));
+  using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
+  static constexpr T minus_inf = -std::numeric_limits<T>::infinity();
+  static constexpr index_t W = index_t(simd::width<T>);
+
+public:
+  static constexpr index_t max_query_rows = 4;
+  static constexpr index_t split_keys = 512; // keys per task
+  static constexpr index_t block_keys = 64;  // keys scored at once, a multiple of every SIMD width
+
+  // Whether this engine serves a call: decode-like shapes, no graph mask (its neighbour lists
+  // already make it sparse). Depends on the shape only, never on the thread count.
+  static bool serves(const attention_shape& shape) { return !masks_type::has_sparse && shape.q_len <= max_query_rows; }
+
+  split_key_engine(const attention_shape& shape, const logit_expression<Kernel, Norm, Masks...>& logit)
+      : s_(shape), kernel_(logit.kernel.template bind<T>(shape.q_heads, shape.qk_dim)),
+        norm_(logit.norm.template bind<T>(shape.qk_dim)),
+        masks_{std::apply([&](const auto&... m) { return std::make_tuple(m.bind(shape)...); }, logit.masks)} {
+    F_ = kernel_.feature_dim();
+    feature_heads_ = Kernel::head_dependent ? s_.q_heads : s_.kv_heads;
+    splits_ = (s_.k_len + split_keys - 1) / split_keys;
+    // the query heads served by each feature head, in head order
+    heads_of_.resize(std::size_t(feature_heads_));
+    for (index_t h = 0; h < s_.q_heads; ++h)
+      heads_of_[std::size_t(Kernel::head_dependent ? h : Heads::kv_head(h, s_.q_heads, s_.kv_heads))].push_back(h);
+    for (const auto& heads : heads_of_) group_rows_ = std::max(group_rows_, index_t(heads.size()) * s_.q_len);
+  }
+
+  void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
+           const tensor_view<T>& out, const row_stat_view<T>& lse, int threads) {
+    if (s_.batch == 0 || s_.q_len == 0) return;
+    const std::size_t query_rows = std::size_t(s_.batch * s_.q_heads * s_.q_len);
+    const std::size_t partial_rows = query_rows * std::size_t(std::max<index_t>(splits_, 1));
+    const auto parts = scratch_arena::parts<split_key_engine, T, 5>(
+        {query_rows * std::size_t(F_), query_rows, partial_rows, partial_rows, partial_rows * std::size_t(s_.v_dim)});
+    query_features_ = parts[0];
+    query_term_ = parts[1];
+    partial_max_ = parts[2];
+    partial_sum_ = parts[3];
+    partial_out_ = parts[4];
+    const index_t query_tasks = s_.batch * s_.q_heads;
+    const index_t split_tasks = s_.batch * feature_heads_ * splits_;
+    [[maybe_unused]] const int team = thread_team(threads);
+#pragma omp parallel num_threads(team)
+    {
+#pragma omp for schedule(static)
+      for (index_t bh = 0; bh < query_tasks; ++bh) prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads);
+      workspace ws(F_, group_rows_, row_block_size<bound_kernel, T>);
+#pragma omp for schedule(dynamic, 1)
+      for (index_t task = 0; task < split_tasks; ++task) {
+        const index_t split = task % splits_, bf = task / splits_;
+        attend_split(k, v, bf / feature_heads_, bf % feature_heads_, split, ws);
+      }
+#pragma omp for schedule(static)
+      for (index_t row = 0; row < index_t(query_rows); ++row) merge_row(out, lse, row);
+    }
+  }
+
+private:
+  struct workspace {
+    aligned_buffer<T> key_features, scores, bias;
+    std::vector<const T*> query_of;     // per score row: its query features
+    std::vector<T*> out_of;             // per score row: its partial output
+    std::vector<index_t> head_of, row_of; // per score row: its query head and query row
+    workspace(index_t features, index_t rows, index_t row_block)
+        : key_features(std::size_t(row_block * features)), scores(std::size_t(rows * block_keys)), bias(block_keys),
+          query_of(std::size_t(rows)), out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {}
+  };
+
+  index_t query_row(index_t b, index_t h, index_t i) const { return (b * s_.q_heads + h) * s_.q_len + i; }
+  index_t partial_row(index_t b, index_t h, index_t i, index_t split) const {
+    return query_row(b, h, i) * splits_ + split;
+  }
+
+  void prepare_queries(const tensor_view<const T>& q, index_t b, index_t h) {
+    constexpr index_t row_block = row_block_size<bound_kernel, T>;
+    for (index_t i0 = 0; i0 < s_.q_len; i0 += row_block) {
+      const T* x[row_block];
+      double terms[row_block];
+      const index_t n = std::min(row_block, s_.q_len - i0);
+      for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r);
+      prepare_rows(kernel_, F_, h, x, n, query_features_ + query_row(b, h, i0) * F_, terms, /*queries=*/true);
+      for (index_t r = 0; r < n; ++r)
+        query_term_[query_row(b, h, i0 + r)] = T(terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0));
+    }
+  }
+
+  // One (batch, feature head, split): every query row of every head served by these features.
+  void attend_split(const tensor_view<const T>& k, const tensor_view<const T>& v, index_t b, index_t hf, index_t split,
+                    workspace& ws) const {
+    const std::vector<index_t>& heads = heads_of_[std::size_t(hf)];
+    const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
+    index_t rows = 0;
+    for (const index_t h : heads)
+      for (index_t i = 0; i < s_.q_len; ++i, ++rows) {
+        const index_t p = partial_row(b, h, i, split);
+        partial_max_[p] = minus_inf;
+        partial_sum_[p] = T(0);
+        ws.out_of[std::size_t(rows)] = partial_out_ + p * s_.v_dim;
+        std::fill(ws.out_of[std::size_t(rows)], ws.out_of[std::size_t(rows)] + s_.v_dim, T(0));
+        ws.query_of[std::size_t(rows)] = query_features_ + query_row(b, h, i) * F_;
+        ws.head_of[std::size_t(rows)] = h;
+        ws.row_of[std::size_t(rows)] = i;
+      }
+
+    const index_t j_begin = split * split_keys;
+    index_t j_end = std::min(j_begin + split_keys, s_.k_len);
+    index_t visible_end = j_begin; // keys past the last one any row can see are not read
+    for (const index_t h : heads)
+      if (masks_.tile(b, h, 0, s_.q_len, j_begin, j_end) != tile_state::empty)
+        visible_end = std::max(visible_end, std::min(j_end, masks_.key_end(b, h, 0, s_.q_len, j_end)));
+    j_end = visible_end;
+
+    for (index_t j0 = j_begin; j0 < j_end; j0 += block_keys) {
+      const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
+      T* scores = ws.scores.data();
+      T* bias = ws.bias.data();
+      prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j0 + n, [&](index_t j) { return k.row(b, hk, j); },
+                       ws.key_features.data(), [&](index_t j, const T* features, double term) {
+                         const index_t c = j - j0;
+                         bias[c] = T(term);
+                         for (index_t r = 0; r < rows; ++r) {
+                           const T* fq = ws.query_of[std::size_t(r)];
+                           scores[r * block_keys + c] = Kernel::pairwise == pairwise_op::dot
+                                                            ? simd::dot(fq, features, F_)
+                                                            : l1_distance(fq, features, F_);
+                         }
+                       });
+      // the SIMD tail: finite scores, weight exp(−inf) = 0
+      for (index_t c = n; c < padded; ++c) {
+        bias[c] = minus_inf;
+        for (index_t r = 0; r < rows; ++r) scores[r * block_keys + c] = T(0);
+      }
+      bool any = false;
+      for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
+      if (!any) continue;
+      for (index_t c = 0; c < n; ++c) {
+        const T* value = v.row(b, hk, j0 + c);
+        for (index_t r = 0; r < rows; ++r) {
+          const T p = scores[r * block_keys + c];
+          if (p != T(0)) simd::axpy(ws.out_of[std::size_t(r)], p, value, s_.v_dim);
+        }
+      }
+    }
+  }
+
+  // Logits of score row r over keys [j0, j0 + n), online softmax into its partial row: leaves the
+  // weights in the score row (zeros where nothing is visible) and rescales the partial output.
+  bool softmax_weights(index_t b, index_t r, index_t j0, index_t n, index_t padded, index_t split,
+                       workspace& ws) const {
+    using V = simd::batch<T>;
+    T* s = ws.scores.data() + r * block_keys;
+    const index_t h = ws.head_of[std::size_t(r)], i = ws.row_of[std::size_t(r)];
+    const tile_state state = masks_.tile(b, h, i, i + 1, j0, j0 + n);
+    if (state == tile_state::empty) {
+      std::fill(s, s + padded, T(0));
+      return false;
+    }
+    V vmax(minus_inf);
+    for (index_t c = 0; c < padded; c += W) {
+      const V logit = kernel_.log_kernel(V::load_aligned(s + c)) + V::load_aligned(ws.bias.data() + c);
+      logit.store_aligned(s + c);
+      vmax = xsimd::max(vmax, logit);
+    }
+    T block_max = simd::reduce_max(vmax);
+    if (state == tile_state::partial) {
+      masks_.apply(b, h, i, j0, n, s);
+      block_max = *std::max_element(s, s + n);
+    }
+    const index_t p = partial_row(b, h, i, split);
+    T& m = partial_max_[p];
+    const T m_new = std::max(m, block_max);
+    if (m_new == minus_inf) {
+      std::fill(s, s + padded, T(0));
+      return false;
+    }
+    if (m != minus_inf && m_new != m) {
+      const T alpha = std::exp(m - m_new);
+      partial_sum_[p] *= alpha;
+      T* o = ws.out_of[std::size_t(r)];
+      for (index_t d = 0; d < s_.v_dim; ++d) o[d] *= alpha;
+    }
+    m = m_new;
+    const V shift(m_new);
+    V vsum(T(0));
+    for (index_t c = 0; c < padded; c += W) {
+      const V w = xsimd::exp(V::load_aligned(s + c) - shift);
+      w.store_aligned(s + c);
+      vsum += w;
+    }
+    partial_sum_[p] += simd::reduce_add(vsum);
+    return true;
+  }
+
+  // out = Σ_s e^{m_s − M} o_s / Σ_s e^{m_s − M} l_s, in split order; lse = M + log Σ + row term.
+  void merge_row(const tensor_view<T>& out, const row_stat_view<T>& lse, index_t row) const {
+    const index_t i = row % s_.q_len, bh = row / s_.q_len, b = bh / s_.q_heads, h = bh % s_.q_heads;
+    T* o = out.row(b, h, i);
+    T m = minus_inf;
+    for (index_t s = 0; s < splits_; ++s) m = std::max(m, partial_max_[row * splits_ + s]);
+    std::fill(o, o + s_.v_dim, T(0));
+    if (m == minus_inf) { // fully masked row: zeros and −inf, never NaN
+      if (!lse.empty()) lse(b, h, i) = minus_inf;
+      return;
+    }
+    T sum = 0;
+    for (index_t s = 0; s < splits_; ++s) {
+      const index_t p = row * splits_ + s;
+      if (partial_max_[p] == minus_inf) continue;
+      const T scale = std::exp(partial_max_[p] - m);
+      sum += scale * partial_sum_[p];
+      simd::axpy(o, scale, partial_out_ + p * s_.v_dim, s_.v_dim);
+    }
+    const T inv = T(1) / sum;
+    for (index_t d = 0; d < s_.v_dim; ++d) o[d] *= inv;
+    if (!lse.empty()) lse(b, h, i) = m + std::log(sum) + query_term_[row];
+  }
+
+  attention_shape s_;
+  bound_kernel kernel_;
+  bound_norm norm_;
+  masks_type masks_;
+  index_t F_ = 0, feature_heads_ = 0, splits_ = 0, group_rows_ = 0;
+  std::vector<std::vector<index_t>> heads_of_;
+  // per call, in the calling thread's scratch arena
+  T *query_features_ = nullptr, *query_term_ = nullptr, *partial_max_ = nullptr, *partial_sum_ = nullptr,
+    *partial_out_ = nullptr;
+};
+
+} // namespace ika::detail
