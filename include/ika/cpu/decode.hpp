@@ -26,6 +26,37 @@
 
 namespace ika::detail {
 
+// o[0:dv] += Σ_c p[c] · values[c][0:dv], the output held in registers across the keys (a
+// row-by-row axpy would chain every key through a store and a load of o).
+template <class T>
+void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* const* values, index_t n, index_t dv) {
+  using V = simd::batch<T>;
+  constexpr index_t W = index_t(simd::width<T>), chunk = 4 * W;
+  index_t d = 0;
+  for (; d + chunk <= dv; d += chunk) {
+    V acc[4];
+#pragma GCC unroll 4
+    for (index_t u = 0; u < 4; ++u) acc[u] = simd::load(o + d + u * W);
+    for (index_t c = 0; c < n; ++c) {
+      const V w(p[c]);
+#pragma GCC unroll 4
+      for (index_t u = 0; u < 4; ++u) acc[u] = xsimd::fma(w, simd::load(values[c] + d + u * W), acc[u]);
+    }
+#pragma GCC unroll 4
+    for (index_t u = 0; u < 4; ++u) simd::store(o + d + u * W, acc[u]);
+  }
+  for (; d + W <= dv; d += W) {
+    V acc = simd::load(o + d);
+    for (index_t c = 0; c < n; ++c) acc = xsimd::fma(V(p[c]), simd::load(values[c] + d), acc);
+    simd::store(o + d, acc);
+  }
+  for (; d < dv; ++d) {
+    T acc = o[d];
+    for (index_t c = 0; c < n; ++c) acc += p[c] * values[c][d];
+    o[d] = acc;
+  }
+}
+
 // Σ_f |a_f − b_f|, the laplacian's pairwise operation on one pair of rows.
 template <class T>
 T l1_distance(const T* a, const T* b, std::ptrdiff_t n) {
@@ -110,6 +141,13 @@ private:
           query_of(std::size_t(rows)), out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {}
   };
 
+  // The rows of the next block are requested while this one is scored, so the loads overlap
+  // the arithmetic instead of waiting for the hardware prefetcher to notice the stream.
+  static void prefetch_row(const T* row, index_t n) {
+    constexpr index_t per_line = index_t(64 / sizeof(T));
+    for (index_t d = 0; d < n; d += per_line) __builtin_prefetch(row + d);
+  }
+
   index_t query_row(index_t b, index_t h, index_t i) const { return (b * s_.q_heads + h) * s_.q_len + i; }
   index_t partial_row(index_t b, index_t h, index_t i, index_t split) const {
     return query_row(b, h, i) * splits_ + split;
@@ -161,6 +199,12 @@ private:
       prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j0 + n, [&](index_t j) { return k.row(b, hk, j); },
                        ws.key_features.data(), [&](index_t j, const T* features, double term) {
                          const index_t c = j - j0;
+#ifndef IKA_DECODE_NO_PREFETCH
+                         if (j + block_keys < j_end) {
+                           prefetch_row(k.row(b, hk, j + block_keys), s_.qk_dim);
+                           prefetch_row(v.row(b, hk, j + block_keys), s_.v_dim);
+                         }
+#endif
                          bias[c] = T(term);
                          for (index_t r = 0; r < rows; ++r) {
                            const T* fq = ws.query_of[std::size_t(r)];
@@ -177,13 +221,10 @@ private:
       bool any = false;
       for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
       if (!any) continue;
-      for (index_t c = 0; c < n; ++c) {
-        const T* value = v.row(b, hk, j0 + c);
-        for (index_t r = 0; r < rows; ++r) {
-          const T p = scores[r * block_keys + c];
-          if (p != T(0)) simd::axpy(ws.out_of[std::size_t(r)], p, value, s_.v_dim);
-        }
-      }
+      const T* values[block_keys];
+      for (index_t c = 0; c < n; ++c) values[c] = v.row(b, hk, j0 + c);
+      for (index_t r = 0; r < rows; ++r)
+        accumulate_values(ws.out_of[std::size_t(r)], scores + r * block_keys, values, n, s_.v_dim);
     }
   }
 
