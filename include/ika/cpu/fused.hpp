@@ -313,7 +313,9 @@ private:
       workspace ws(F_, dv_pad_);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < tasks; ++task) {
-        const index_t qt = task % q_tiles, bh = task / q_tiles;
+        // last query tiles first: under a causal mask they see the most keys, and the light
+        // tiles then fill the end of the schedule
+        const index_t qt = q_tiles - 1 - task % q_tiles, bh = task / q_tiles;
         query_tile(q, out, lse, bh / s_.q_heads, bh % s_.q_heads, qt * QT, ws);
       }
     }
@@ -352,30 +354,48 @@ private:
         const index_t j0 = t * KT, j1 = std::min(j0 + KT, s_.k_len);
         if (masks_.tile(b, h, i0, i0 + rows, j0, j1) == tile_state::empty) continue;
         for (index_t r0 = 0; r0 < rows; r0 += MR) {
-          const index_t block_rows = std::min(MR, rows - r0);
-          const tile_state state = masks_.tile(b, h, i0 + r0, i0 + r0 + block_rows, j0, j1);
+          const index_t block_rows = std::min(MR, rows - r0), first = i0 + r0, last = first + block_rows;
+          const tile_state state = masks_.tile(b, h, first, last, j0, j1);
           if (state == tile_state::empty) continue;
           // keys past the last one any row of the block can see are not computed (causal diagonal)
-          const index_t visible_end = std::min(j1, masks_.key_end(b, h, i0 + r0, i0 + r0 + block_rows, j1));
-          const index_t panel_count = (visible_end - j0 + NR - 1) / NR, keys = panel_count * NR;
-          const index_t j_stop = std::min(j1, j0 + keys);
-          T* scores = ws.scores.data();
-          tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + j0 * F_, panel_count, F_, scores, KT);
-          bool any;
-          if constexpr (Kernel::kernel_value_form) {
-            any = state == tile_state::full
-                      ? exp_free_weights(fh, t, j0, keys, r0, block_rows, ws)
-                      : softmax_weights(b, h, i0 + r0, j0, j_stop, keys, bias, r0, block_rows, state, ws);
+          const index_t visible_end = std::min(j1, masks_.key_end(b, h, first, last, j1));
+          // On a diagonal tile the keys every row of the block sees (up to the first row's end,
+          // whole panels) take the full-tile epilogue; only the rest is masked element-wise.
+          index_t full_end = j0;
+          if (state == tile_state::partial) {
+            const index_t candidate = j0 + (std::min(visible_end, masks_.key_end(b, h, first, first + 1, j1)) - j0) / NR * NR;
+            if (candidate > j0 && masks_.tile(b, h, first, last, j0, candidate) == tile_state::full) full_end = candidate;
           } else {
-            any = softmax_weights(b, h, i0 + r0, j0, j_stop, keys, bias, r0, block_rows, state, ws);
+            full_end = j0 + (visible_end - j0 + NR - 1) / NR * NR;
           }
-          if (!any) continue;
-          accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + j0 * dv_pad_,
-                        dv_pad_, keys);
+          if (full_end > j0) attend_keys(fh, t, j0, full_end, j1, r0, block_rows, panels, bias, values, tile_state::full, b, h, first, ws);
+          if (state == tile_state::partial && full_end < visible_end)
+            attend_keys(fh, t, full_end, visible_end, j1, r0, block_rows, panels, bias, values, state, b, h, first, ws);
         }
       }
     }
     finish_rows(out, lse, b, h, i0, rows, ws);
+  }
+
+  // Keys [ja, jb) of key tile t (ja a multiple of NR; jb rounded up to whole panels) for the
+  // block of MR rows at r0: tile product, epilogue, P·V.
+  void attend_keys(index_t fh, index_t t, index_t ja, index_t jb, index_t j1, index_t r0, index_t block_rows,
+                   const T* panels, const T* bias, const T* values, tile_state state, index_t b, index_t h,
+                   index_t first_row, workspace& ws) const {
+    const index_t panel_count = (jb - ja + NR - 1) / NR, keys = panel_count * NR;
+    const index_t j_stop = std::min(j1, ja + keys);
+    T* scores = ws.scores.data();
+    tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + ja * F_, panel_count, F_, scores, KT);
+    bool any;
+    if constexpr (Kernel::kernel_value_form) {
+      any = state == tile_state::full ? exp_free_weights(fh, t, ja, keys, r0, block_rows, ws)
+                                      : softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
+    } else {
+      any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
+    }
+    if (any)
+      accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + ja * dv_pad_, dv_pad_,
+                    keys);
   }
 
   // General epilogue: logits = log κ(S) + b_j + masks, then online softmax. Leaves P in the score
@@ -401,8 +421,10 @@ private:
       if (block_state != tile_state::full &&
           masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j1) != tile_state::full) {
         masks_.apply(b, h, first_row + r, j0, j1 - j0, s);
-        tile_max = minus_inf;
-        for (index_t j = 0; j < j1 - j0; ++j) tile_max = std::max(tile_max, s[j]);
+        // keys in [j1, j0 + keys) are padding keys, whose logit is already −inf
+        vmax = V(minus_inf);
+        for (index_t j = 0; j < keys; j += W) vmax = xsimd::max(vmax, V::load_aligned(s + j));
+        tile_max = simd::reduce_max(vmax);
       }
       T& m = ws.row_max[r0 + r];
       const T m_new = std::max(m, tile_max);
