@@ -336,6 +336,36 @@ bool check_agreement(const std::vector<ika::index_t>& lengths, int threads) {
 
 } // namespace
 
+// The machine's fp32 FMA peak at the ISA this binary targets: each thread runs independent FMA
+// chains (more than latency × FMA ports of them), nothing loaded or stored. The yardstick for
+// every GFLOP/s above: a method at 90 % of it has little left to gain.
+void fma_peak(benchmark::State& state) {
+  using V = ika::simd::batch<float>;
+  constexpr int chains = 12;
+  constexpr std::int64_t steps = std::int64_t(1) << 22;
+  const int threads = int(state.range(0));
+  const auto call = [&] {
+#pragma omp parallel num_threads(threads)
+    {
+      V acc[chains];
+#pragma GCC unroll 12
+      for (int c = 0; c < chains; ++c) acc[c] = V(1e-3f * float(c));
+      const V a(0.999999f), b(1e-7f);
+      for (std::int64_t step = 0; step < steps; ++step) {
+#pragma GCC unroll 12
+        for (int c = 0; c < chains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
+      }
+      V total = acc[0];
+#pragma GCC unroll 12
+      for (int c = 1; c < chains; ++c) total += acc[c];
+      benchmark::DoNotOptimize(total);
+    }
+  };
+  for (auto _ : state) call();
+  state.counters["GFLOP/s"] =
+      bench::gflops(2.0 * double(threads) * double(steps) * double(chains) * double(ika::simd::width<float>));
+}
+
 int main(int argc, char** argv) {
 #if IKA_BENCH_HAVE_OPENBLAS
   bench::prefer_avx512_openblas_kernels(argv); // may re-execute this program once
@@ -373,6 +403,10 @@ int main(int argc, char** argv) {
                                // causal: conventional GFLOP/s only (the same count as non-causal)
                                {"fused_softmax_causal", fused_softmax_causal, false},
                                {"fused_ika_causal", fused_ika_causal, false}});
+
+  for (const int t : thread_counts)
+    bench::configure(benchmark::RegisterBenchmark("fma_peak", fma_peak)->Arg(t)->ArgName("omp"), 0.3, 3,
+                     benchmark::kMillisecond);
 
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

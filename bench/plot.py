@@ -57,6 +57,7 @@ TARGET_OVER_BLAS_FLASH = 1.5  # blas_flash_softmax time / fused_softmax time
 TARGET_CAUSAL_RATIO = 0.6  # fused causal time / fused non-causal time, same kernel, L and threads
 
 NAME = re.compile(r"^(?P<method>[a-z_]+)/L:(?P<L>\d+)/omp:(?P<threads>\d+)(/|$)")
+PEAK_NAME = re.compile(r"^fma_peak/omp:(?P<threads>\d+)(/|$)")
 TIME_UNIT_TO_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -66,9 +67,13 @@ def load(path):
     With --benchmark_repetitions the median aggregate is used, otherwise the single run."""
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
-    runs, medians = {}, {}
+    runs, medians, peaks = {}, {}, {}
     for b in data.get("benchmarks", []):
         if b.get("error_occurred"):
+            continue
+        peak = PEAK_NAME.match(b.get("run_name", b["name"]))
+        if peak and (b.get("run_type") != "aggregate" or b.get("aggregate_name") == "median"):
+            peaks[int(peak["threads"])] = float(b.get("GFLOP/s", float("nan")))
             continue
         m = NAME.match(b.get("run_name", b["name"]))
         if not m:
@@ -90,7 +95,10 @@ def load(path):
         else:
             runs.setdefault(key, record)  # first repetition if repetitions were not aggregated
     runs.update({k: v for k, v in medians.items() if "time_ms" in v})
-    return data.get("context", {}), runs, bool(medians)
+    context = dict(data.get("context", {}))
+    if peaks:
+        context["fma_peak"] = peaks  # threads -> the machine's FMA peak, GFLOP/s
+    return context, runs, bool(medians)
 
 
 def fmt(x, digits=2):
@@ -149,8 +157,29 @@ def build_table(runs):
     return "\n".join(lines), rows
 
 
-def targets(runs):
-    out = []
+def peak_lines(runs, peaks):
+    """Each fused and BLAS method's GFLOP/s as a share of the FMA peak (fma_peak) at L = max."""
+    if not peaks:
+        return []
+    L = max(k[1] for k in runs)
+    out = ["- FMA peak of this binary's ISA (fma_peak: independent FMA chains, no memory): "
+           + ", ".join(f"{t} thread(s) {g:.1f} GFLOP/s" for t, g in sorted(peaks.items()))]
+    for t, g in sorted(peaks.items()):
+        parts = [f"{m} {runs[(m, L, t)]['gflops'] / g * 100:.0f} %"
+                 for m in ("fused_softmax", "blas_flash_softmax", "baseline_softmax") if (m, L, t) in runs]
+        if parts:
+            out.append(f"  - share of the peak at L = {L}, {t} thread(s): " + ", ".join(parts))
+    blas = runs.get(("blas_flash_softmax", L, 2))
+    if blas and 2 in peaks:
+        share = blas["gflops"] / peaks[2]
+        out.append(f"  - {TARGET_OVER_BLAS_FLASH}× the BLAS flash baseline would be {share * TARGET_OVER_BLAS_FLASH * 100:.0f} % "
+                   f"of the FMA peak at L = {L}, 2 threads"
+                   + (": not reachable on this machine" if share * TARGET_OVER_BLAS_FLASH > 1 else ""))
+    return out
+
+
+def targets(runs, peaks=None):
+    out = peak_lines(runs, peaks or {})
     lengths = sorted({k[1] for k in runs})
     threads = sorted({k[2] for k in runs})
     r = runs.get(("fused_softmax", 4096, 2))
@@ -579,7 +608,7 @@ def main():
                "causal/non-causal = causal time / non-causal time of the same kernel; "
                "peak MiB = largest extra operator-new memory during one call")
 
-    md = ["# bench_attention results", "", *ctx, "", table, "", "## Targets", "", targets(runs), "",
+    md = ["# bench_attention results", "", *ctx, "", table, "", "## Targets", "", targets(runs, context.get("fma_peak")), "",
           "## Anomalies (automatic)", "", anomalies(rows, runs), ""]
     write_report(args.out_dir, "table.md", md, "gflops_vs_L.svg",
                  lambda svg: write_svg(runs, svg, "ika attention: fused engine vs Eigen and OpenBLAS flash (fp32, B=1, H=8, D=64)"))
