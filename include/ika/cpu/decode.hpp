@@ -57,18 +57,6 @@ void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* cons
   }
 }
 
-// Σ_f |a_f − b_f|, the laplacian's pairwise operation on one pair of rows.
-template <class T>
-T l1_distance(const T* a, const T* b, std::ptrdiff_t n) {
-  constexpr std::ptrdiff_t W = simd::width<T>;
-  simd::batch<T> acc(T(0));
-  std::ptrdiff_t d = 0;
-  for (; d + W <= n; d += W) acc += xsimd::abs(simd::load(a + d) - simd::load(b + d));
-  T s = simd::reduce_add(acc);
-  for (; d < n; ++d) s += std::abs(a[d] - b[d]);
-  return s;
-}
-
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class split_key_engine {
   using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
@@ -91,6 +79,7 @@ public:
         norm_(logit.norm.template bind<T>(shape.qk_dim)),
         masks_{std::apply([&](const auto&... m) { return std::make_tuple(m.bind(shape)...); }, logit.masks)} {
     F_ = kernel_.feature_dim();
+    f_pad_ = round_up(F_, W);
     feature_heads_ = Kernel::head_dependent ? s_.q_heads : s_.kv_heads;
     splits_ = (s_.k_len + split_keys - 1) / split_keys;
     // the query heads served by each feature head, in head order
@@ -106,7 +95,7 @@ public:
     const std::size_t query_rows = std::size_t(s_.batch * s_.q_heads * s_.q_len);
     const std::size_t partial_rows = query_rows * std::size_t(std::max<index_t>(splits_, 1));
     const auto parts = scratch_arena::parts<split_key_engine, T, 5>(
-        {query_rows * std::size_t(F_), query_rows, partial_rows, partial_rows, partial_rows * std::size_t(s_.v_dim)});
+        {query_rows * std::size_t(f_pad_), query_rows, partial_rows, partial_rows, partial_rows * std::size_t(s_.v_dim)});
     query_features_ = parts[0];
     query_term_ = parts[1];
     partial_max_ = parts[2];
@@ -119,7 +108,7 @@ public:
     {
 #pragma omp for schedule(static)
       for (index_t bh = 0; bh < query_tasks; ++bh) prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads);
-      workspace ws(F_, group_rows_, row_block_size<bound_kernel, T>);
+      workspace ws(F_, f_pad_, group_rows_, row_block_size<bound_kernel, T>);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < split_tasks; ++task) {
         const index_t split = task % splits_, bf = task / splits_;
@@ -132,14 +121,36 @@ public:
 
 private:
   struct workspace {
-    aligned_buffer<T> key_features, scores, bias;
+    aligned_buffer<T> key_features, block_features, scores, bias;
     std::vector<const T*> query_of;     // per score row: its query features
     std::vector<T*> out_of;             // per score row: its partial output
     std::vector<index_t> head_of, row_of; // per score row: its query head and query row
-    workspace(index_t features, index_t rows, index_t row_block)
-        : key_features(std::size_t(row_block * features)), scores(std::size_t(rows * block_keys)), bias(block_keys),
+    workspace(index_t features, index_t padded_features, index_t rows, index_t row_block)
+        : key_features(std::size_t(row_block * features)),
+          block_features(std::size_t(block_keys * padded_features)), scores(std::size_t(rows * block_keys)), bias(block_keys),
           query_of(std::size_t(rows)), out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {}
   };
+
+  // scores[c] = pairwise(fq, key c) for keys [0, padded) of the block (features zero-padded to
+  // f_pad_), W keys at a time: W vector partial sums reduced together (one transposing add tree
+  // instead of a horizontal sum per key).
+  void block_scores(const T* IKA_RESTRICT fq, const T* IKA_RESTRICT keys, index_t padded, T* IKA_RESTRICT scores) const {
+    using V = simd::batch<T>;
+    for (index_t c0 = 0; c0 < padded; c0 += W) {
+      V partial[W];
+      for (index_t u = 0; u < W; ++u) {
+        const T* key = keys + (c0 + u) * f_pad_;
+        V acc(T(0));
+        for (index_t f = 0; f < f_pad_; f += W) {
+          const V a = V::load_aligned(fq + f), k = V::load_aligned(key + f);
+          if constexpr (Kernel::pairwise == pairwise_op::dot) acc = xsimd::fma(a, k, acc);
+          else acc += xsimd::abs(a - k);
+        }
+        partial[u] = acc;
+      }
+      simd::reduce_add_each<T>(partial).store_aligned(scores + c0);
+    }
+  }
 
   // The rows of the next block are requested while this one is scored, so the loads overlap
   // the arithmetic instead of waiting for the hardware prefetcher to notice the stream.
@@ -160,9 +171,13 @@ private:
       double terms[row_block];
       const index_t n = std::min(row_block, s_.q_len - i0);
       for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r);
-      prepare_rows(kernel_, F_, h, x, n, query_features_ + query_row(b, h, i0) * F_, terms, /*queries=*/true);
-      for (index_t r = 0; r < n; ++r)
+      std::vector<T> features(std::size_t(n * F_));
+      prepare_rows(kernel_, F_, h, x, n, features.data(), terms, /*queries=*/true);
+      for (index_t r = 0; r < n; ++r) {
+        T* row = query_features_ + query_row(b, h, i0 + r) * f_pad_; // zero-padded to whole vectors
+        std::fill(std::copy(features.data() + r * F_, features.data() + (r + 1) * F_, row), row + f_pad_, T(0));
         query_term_[query_row(b, h, i0 + r)] = T(terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0));
+      }
     }
   }
 
@@ -179,7 +194,7 @@ private:
         partial_sum_[p] = T(0);
         ws.out_of[std::size_t(rows)] = partial_out_ + p * s_.v_dim;
         std::fill(ws.out_of[std::size_t(rows)], ws.out_of[std::size_t(rows)] + s_.v_dim, T(0));
-        ws.query_of[std::size_t(rows)] = query_features_ + query_row(b, h, i) * F_;
+        ws.query_of[std::size_t(rows)] = query_features_ + query_row(b, h, i) * f_pad_;
         ws.head_of[std::size_t(rows)] = h;
         ws.row_of[std::size_t(rows)] = i;
       }
@@ -206,18 +221,14 @@ private:
                          }
 #endif
                          bias[c] = T(term);
-                         for (index_t r = 0; r < rows; ++r) {
-                           const T* fq = ws.query_of[std::size_t(r)];
-                           scores[r * block_keys + c] = Kernel::pairwise == pairwise_op::dot
-                                                            ? simd::dot(fq, features, F_)
-                                                            : l1_distance(fq, features, F_);
-                         }
+                         T* row = ws.block_features.data() + c * f_pad_;
+                         std::fill(std::copy(features, features + F_, row), row + f_pad_, T(0));
                        });
-      // the SIMD tail: finite scores, weight exp(−inf) = 0
-      for (index_t c = n; c < padded; ++c) {
-        bias[c] = minus_inf;
-        for (index_t r = 0; r < rows; ++r) scores[r * block_keys + c] = T(0);
-      }
+      // the SIMD tail: zero features, weight exp(−inf) = 0
+      std::fill(ws.block_features.data() + n * f_pad_, ws.block_features.data() + padded * f_pad_, T(0));
+      std::fill(bias + n, bias + padded, minus_inf);
+      for (index_t r = 0; r < rows; ++r)
+        block_scores(ws.query_of[std::size_t(r)], ws.block_features.data(), padded, scores + r * block_keys);
       bool any = false;
       for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
       if (!any) continue;
@@ -304,7 +315,7 @@ private:
   bound_kernel kernel_;
   bound_norm norm_;
   masks_type masks_;
-  index_t F_ = 0, feature_heads_ = 0, splits_ = 0, group_rows_ = 0;
+  index_t F_ = 0, f_pad_ = 0, feature_heads_ = 0, splits_ = 0, group_rows_ = 0;
   std::vector<std::vector<index_t>> heads_of_;
   // per call, in the calling thread's scratch arena
   T *query_features_ = nullptr, *query_term_ = nullptr, *partial_max_ = nullptr, *partial_sum_ = nullptr,

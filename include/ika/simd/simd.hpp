@@ -103,6 +103,44 @@ IKA_ALWAYS_INLINE T reduce_max(const batch<T>& v) {
   return m;
 }
 
+// Lane i of the result = Σ of the lanes of rows[i], for width<T> rows: many horizontal sums at
+// the cost of about one (a transposing add tree). xsimd 8.1's haddp is not used: its AVX-512 float
+// version returns lanes 2–5 and 10–13 permuted.
+template <class T>
+IKA_ALWAYS_INLINE batch<T> reduce_add_each(const batch<T>* rows) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> && width<T> == 16) {
+    __m512 t[8], u[4], x[2];
+    // halves: 128-bit lanes (0+2, 1+3) of rows i and i+8
+    for (int i = 0; i < 8; ++i) {
+      const __m512 a = rows[i], b = rows[i + 8];
+      t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+    }
+    // quarters: each 128-bit lane of u[i] now holds 4 partial sums of rows i, i+8, i+4, i+12
+    for (int i = 0; i < 4; ++i)
+      u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[i], t[i + 4], 0x88), _mm512_shuffle_f32x4(t[i], t[i + 4], 0xDD));
+    // within 128-bit lanes: 4 × 4 partial sums -> 4 sums
+    x[0] = _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
+    x[1] = _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
+    const __m512 y = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x[0]), _mm512_castps_pd(x[1]))),
+                                   _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x[0]), _mm512_castps_pd(x[1]))));
+    // lanes now hold rows 0-3, 8-11, 4-7, 12-15
+    return batch<T>(_mm512_shuffle_f32x4(y, y, 0xD8));
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (std::is_same_v<T, float> && width<T> == 8) {
+    const __m256 h01 = _mm256_hadd_ps(rows[0], rows[1]), h23 = _mm256_hadd_ps(rows[2], rows[3]);
+    const __m256 h45 = _mm256_hadd_ps(rows[4], rows[5]), h67 = _mm256_hadd_ps(rows[6], rows[7]);
+    const __m256 lo = _mm256_hadd_ps(h01, h23), hi = _mm256_hadd_ps(h45, h67); // [0-3 low halves | high halves]
+    return batch<T>(_mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)));
+  }
+#endif
+  alignas(64) T sums[width<T>];
+  for (std::size_t i = 0; i < width<T>; ++i) sums[i] = reduce_add(rows[i]);
+  return batch<T>::load_aligned(sums);
+}
+
 // ---- loops over contiguous rows, vectorised with a scalar tail ------------------------------
 
 template <class T>
