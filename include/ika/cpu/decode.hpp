@@ -211,19 +211,23 @@ private:
       const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
       T* scores = ws.scores.data();
       T* bias = ws.bias.data();
-      prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j0 + n, [&](index_t j) { return k.row(b, hk, j); },
-                       ws.key_features.data(), [&](index_t j, const T* features, double term) {
-                         const index_t c = j - j0;
-#ifndef IKA_DECODE_NO_PREFETCH
-                         if (j + block_keys < j_end) {
-                           prefetch_row(k.row(b, hk, j + block_keys), s_.qk_dim);
-                           prefetch_row(v.row(b, hk, j + block_keys), s_.v_dim);
-                         }
-#endif
-                         bias[c] = T(term);
-                         T* row = ws.block_features.data() + c * f_pad_;
-                         std::fill(std::copy(features, features + F_, row), row + f_pad_, T(0));
-                       });
+      constexpr index_t row_block = row_block_size<bound_kernel, T>;
+      for (index_t jb = j0; jb < j0 + n; jb += row_block) {
+        // features straight into the block when its rows need no padding, else through scratch
+        T* scratch = F_ == f_pad_ ? ws.block_features.data() + (jb - j0) * f_pad_ : ws.key_features.data();
+        prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, jb, std::min(jb + row_block, j0 + n),
+                         [&](index_t j) { return k.row(b, hk, j); }, scratch,
+                         [&](index_t j, const T* features, double term) {
+                           const index_t c = j - j0;
+                           if (j + block_keys < j_end) {
+                             prefetch_row(k.row(b, hk, j + block_keys), s_.qk_dim);
+                             prefetch_row(v.row(b, hk, j + block_keys), s_.v_dim);
+                           }
+                           bias[c] = T(term);
+                           T* row = ws.block_features.data() + c * f_pad_;
+                           if (features != row) std::fill(std::copy(features, features + F_, row), row + f_pad_, T(0));
+                         });
+      }
       // the SIMD tail: zero features, weight exp(−inf) = 0
       std::fill(ws.block_features.data() + n * f_pad_, ws.block_features.data() + padded * f_pad_, T(0));
       std::fill(bias + n, bias + padded, minus_inf);
