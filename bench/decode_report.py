@@ -11,6 +11,8 @@ import os
 import re
 import sys
 
+from svg_series import legend, series
+
 TARGET_SHARE = 0.70  # of the streaming read's bandwidth, softmax (the kernels with O(D) work per key)
 METHODS = ("stream", "softmax", "ika")
 COLOURS = {"stream": "#7f7f7f", "softmax": "#1f77b4", "ika": "#d62728"}
@@ -96,21 +98,13 @@ def svg(rates, path, threads=2):
         out.append(f'<text x="{X(L):.1f}" y="{top + ph + 18}" text-anchor="middle">{L}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">Lk (keys in the cache, log scale)</text>')
     for i, m in enumerate(METHODS):
-        pts = [(L, rates[(m, L, threads)]) for L in Ls if (m, L, threads) in rates]
-        out.append('<polyline points="' + " ".join(f"{X(L):.1f},{Y(v):.1f}" for L, v in pts) +
-                   f'" fill="none" stroke="{COLOURS[m]}" stroke-width="2"/>')
-        y = top + 10 + 20 * i
-        out.append(f'<line x1="{left + pw + 15}" x2="{left + pw + 40}" y1="{y}" y2="{y}" stroke="{COLOURS[m]}" '
-                   'stroke-width="2"/>')
-        out.append(f'<text x="{left + pw + 45}" y="{y + 4}">{m}</text>')
+        pts = [(X(L), Y(rates[(m, L, threads)])) for L in Ls if (m, L, threads) in rates]
+        series(out, pts, COLOURS[m])
+        legend(out, left + pw + 15, top + 10 + 20 * i, COLOURS[m], m)
     # the target: 70 % of the streaming read
-    pts = [(L, TARGET_SHARE * rates[("stream", L, threads)]) for L in Ls if ("stream", L, threads) in rates]
-    out.append('<polyline points="' + " ".join(f"{X(L):.1f},{Y(v):.1f}" for L, v in pts) +
-               '" fill="none" stroke="#7f7f7f" stroke-width="1" stroke-dasharray="5 4"/>')
-    y = top + 10 + 20 * len(METHODS)
-    out.append(f'<line x1="{left + pw + 15}" x2="{left + pw + 40}" y1="{y}" y2="{y}" stroke="#7f7f7f" '
-               'stroke-dasharray="5 4"/>')
-    out.append(f'<text x="{left + pw + 45}" y="{y + 4}">70 % of stream</text>')
+    pts = [(X(L), Y(TARGET_SHARE * rates[("stream", L, threads)])) for L in Ls if ("stream", L, threads) in rates]
+    series(out, pts, "#7f7f7f", width=1, dash="5 4")
+    legend(out, left + pw + 15, top + 10 + 20 * len(METHODS), "#7f7f7f", "70 % of stream", width=1, dash="5 4")
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")

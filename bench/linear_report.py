@@ -10,6 +10,8 @@ import os
 import re
 import sys
 
+from svg_series import legend, series
+
 
 def medians(path):
     with open(path) as f:
@@ -38,13 +40,13 @@ def table(times):
 def svg(times, path):
     width, height, left, right, top, bottom = 640, 420, 70, 200, 40, 50
     pw, ph = width - left - right, height - top - bottom
-    series = []
+    drawn = []
     colours = {"exact": "#d62728", "linear": "#1f77b4"}
     for (method, L, M, c) in sorted(times):
         if c:
             continue
-        series.append((method, M))
-    series = sorted(set(series))
+        drawn.append((method, M))
+    drawn = sorted(set(drawn))
     Ls = sorted({L for (_, L, _, _) in times})
     values = [v for v in times.values()]
     lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
@@ -65,15 +67,11 @@ def svg(times, path):
     for L in Ls:
         out.append(f'<text x="{X(L):.1f}" y="{top + ph + 18}" text-anchor="middle">{L}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 8}" text-anchor="middle">L (log scale)</text>')
-    for i, (method, M) in enumerate(series):
+    for i, (method, M) in enumerate(drawn):
         pts = [(L, times[(method, L, M, 0)]) for L in Ls if (method, L, M, 0) in times]
-        dash = "" if M == 64 else ' stroke-dasharray="6 4"'
-        out.append('<polyline points="' + " ".join(f"{X(L):.1f},{Y(t):.1f}" for L, t in pts) +
-                   f'" fill="none" stroke="{colours[method]}" stroke-width="2"{dash}/>')
-        y = top + 10 + 20 * i
-        out.append(f'<line x1="{left + pw + 15}" x2="{left + pw + 40}" y1="{y}" y2="{y}" stroke="{colours[method]}" '
-                   f'stroke-width="2"{dash}/>')
-        out.append(f'<text x="{left + pw + 45}" y="{y + 4}">{method}, M = {M}</text>')
+        dash = "" if M == 64 else "6 4"
+        series(out, [(X(L), Y(t)) for L, t in pts], colours[method], dash=dash)
+        legend(out, left + pw + 15, top + 10 + 20 * i, colours[method], f"{method}, M = {M}", dash=dash)
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")

@@ -57,6 +57,47 @@ void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* cons
   }
 }
 
+// The rows of the next block are requested while this one is scored, so the loads overlap the
+// arithmetic instead of waiting for the hardware prefetcher to notice the stream.
+template <class T>
+void prefetch_row(const T* row, index_t n) {
+  constexpr index_t per_line = index_t(64 / sizeof(T));
+  for (index_t d = 0; d < n; d += per_line) __builtin_prefetch(row + d);
+}
+
+// Keys [j0, j0 + n) of (batch b, key/value head hk) for feature head hf: features into rows of
+// f_pad entries (zero-padded), log-domain terms into bias, the SIMD tail up to a whole vector of
+// keys as zero features with weight exp(−inf); rows of the keys `n` further on (up to j_end) are
+// prefetched. Out of the engine class so that it is compiled once per kernel × norm, not once per
+// mask set and head structure.
+template <class T, class BoundKernel, class BoundNorm>
+[[gnu::noinline]] void prepare_key_block(const BoundKernel& kernel, const BoundNorm& norm, index_t F, index_t f_pad,
+                                         index_t hf, index_t k_len, const tensor_view<const T>& k,
+                                         const tensor_view<const T>& v, index_t b, index_t hk, index_t j0, index_t n,
+                                         index_t j_end, T* scratch, T* block_features, T* bias) {
+  constexpr index_t row_block = row_block_size<BoundKernel, T>, distance = 64;
+  for (index_t jb = j0; jb < j0 + n; jb += row_block) {
+    // features straight into the block when its rows need no padding, else through scratch
+    T* rows = F == f_pad ? block_features + (jb - j0) * f_pad : scratch;
+    prepare_key_rows(kernel, norm, F, hf, k_len, jb, std::min(jb + row_block, j0 + n),
+                     [&](index_t j) { return k.row(b, hk, j); }, rows, [&](index_t j, const T* features, double term) {
+                       if (j + distance < j_end) {
+                         prefetch_row(k.row(b, hk, j + distance), k.cols);
+                         prefetch_row(v.row(b, hk, j + distance), v.cols);
+                       }
+                       bias[j - j0] = T(term);
+                       T* row = block_features + (j - j0) * f_pad;
+                       if (features == nullptr) // a padding key; not reached, blocks end at Lk
+                         std::fill(row, row + f_pad, T(0));
+                       else if (features != row)
+                         std::fill(std::copy(features, features + F, row), row + f_pad, T(0));
+                     });
+  }
+  const index_t padded = round_up(n, index_t(simd::width<T>));
+  std::fill(block_features + n * f_pad, block_features + padded * f_pad, T(0));
+  std::fill(bias + n, bias + padded, -std::numeric_limits<T>::infinity());
+}
+
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class split_key_engine {
   using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
@@ -95,7 +136,8 @@ public:
     const std::size_t query_rows = std::size_t(s_.batch * s_.q_heads * s_.q_len);
     const std::size_t partial_rows = query_rows * std::size_t(std::max<index_t>(splits_, 1));
     const auto parts = scratch_arena::parts<split_key_engine, T, 5>(
-        {query_rows * std::size_t(f_pad_), query_rows, partial_rows, partial_rows, partial_rows * std::size_t(s_.v_dim)});
+        {query_rows * std::size_t(f_pad_), query_rows, partial_rows, partial_rows,
+         partial_rows * std::size_t(s_.v_dim)});
     query_features_ = parts[0];
     query_term_ = parts[1];
     partial_max_ = parts[2];
@@ -122,19 +164,20 @@ public:
 private:
   struct workspace {
     aligned_buffer<T> key_features, block_features, scores, bias;
-    std::vector<const T*> query_of;     // per score row: its query features
-    std::vector<T*> out_of;             // per score row: its partial output
+    std::vector<const T*> query_of;       // per score row: its query features
+    std::vector<T*> out_of;               // per score row: its partial output
     std::vector<index_t> head_of, row_of; // per score row: its query head and query row
     workspace(index_t features, index_t padded_features, index_t rows, index_t row_block)
-        : key_features(std::size_t(row_block * features)),
-          block_features(std::size_t(block_keys * padded_features)), scores(std::size_t(rows * block_keys)), bias(block_keys),
-          query_of(std::size_t(rows)), out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {}
+        : key_features(std::size_t(row_block * features)), block_features(std::size_t(block_keys * padded_features)),
+          scores(std::size_t(rows * block_keys)), bias(block_keys), query_of(std::size_t(rows)),
+          out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {}
   };
 
   // scores[c] = pairwise(fq, key c) for keys [0, padded) of the block (features zero-padded to
   // f_pad_), W keys at a time: W vector partial sums reduced together (one transposing add tree
   // instead of a horizontal sum per key).
-  void block_scores(const T* IKA_RESTRICT fq, const T* IKA_RESTRICT keys, index_t padded, T* IKA_RESTRICT scores) const {
+  void block_scores(const T* IKA_RESTRICT fq, const T* IKA_RESTRICT keys, index_t padded,
+                    T* IKA_RESTRICT scores) const {
     using V = simd::batch<T>;
     for (index_t c0 = 0; c0 < padded; c0 += W) {
       V partial[W];
@@ -150,13 +193,6 @@ private:
       }
       simd::reduce_add_each<T>(partial).store_aligned(scores + c0);
     }
-  }
-
-  // The rows of the next block are requested while this one is scored, so the loads overlap
-  // the arithmetic instead of waiting for the hardware prefetcher to notice the stream.
-  static void prefetch_row(const T* row, index_t n) {
-    constexpr index_t per_line = index_t(64 / sizeof(T));
-    for (index_t d = 0; d < n; d += per_line) __builtin_prefetch(row + d);
   }
 
   index_t query_row(index_t b, index_t h, index_t i) const { return (b * s_.q_heads + h) * s_.q_len + i; }
@@ -211,26 +247,8 @@ private:
       const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
       T* scores = ws.scores.data();
       T* bias = ws.bias.data();
-      constexpr index_t row_block = row_block_size<bound_kernel, T>;
-      for (index_t jb = j0; jb < j0 + n; jb += row_block) {
-        // features straight into the block when its rows need no padding, else through scratch
-        T* scratch = F_ == f_pad_ ? ws.block_features.data() + (jb - j0) * f_pad_ : ws.key_features.data();
-        prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, jb, std::min(jb + row_block, j0 + n),
-                         [&](index_t j) { return k.row(b, hk, j); }, scratch,
-                         [&](index_t j, const T* features, double term) {
-                           const index_t c = j - j0;
-                           if (j + block_keys < j_end) {
-                             prefetch_row(k.row(b, hk, j + block_keys), s_.qk_dim);
-                             prefetch_row(v.row(b, hk, j + block_keys), s_.v_dim);
-                           }
-                           bias[c] = T(term);
-                           T* row = ws.block_features.data() + c * f_pad_;
-                           if (features != row) std::fill(std::copy(features, features + F_, row), row + f_pad_, T(0));
-                         });
-      }
-      // the SIMD tail: zero features, weight exp(−inf) = 0
-      std::fill(ws.block_features.data() + n * f_pad_, ws.block_features.data() + padded * f_pad_, T(0));
-      std::fill(bias + n, bias + padded, minus_inf);
+      prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end, ws.key_features.data(),
+                        ws.block_features.data(), bias);
       for (index_t r = 0; r < rows; ++r)
         block_scores(ws.query_of[std::size_t(r)], ws.block_features.data(), padded, scores + r * block_keys);
       bool any = false;
@@ -280,14 +298,7 @@ private:
       for (index_t d = 0; d < s_.v_dim; ++d) o[d] *= alpha;
     }
     m = m_new;
-    const V shift(m_new);
-    V vsum(T(0));
-    for (index_t c = 0; c < padded; c += W) {
-      const V w = xsimd::exp(V::load_aligned(s + c) - shift);
-      w.store_aligned(s + c);
-      vsum += w;
-    }
-    partial_sum_[p] += simd::reduce_add(vsum);
+    partial_sum_[p] += exp_shifted_in_place(s, padded, m_new);
     return true;
   }
 

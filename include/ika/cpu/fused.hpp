@@ -187,6 +187,21 @@ template <class T>
 
 inline index_t round_up(index_t n, index_t m) { return (n + m - 1) / m * m; }
 
+// s[0:n] = exp(s − shift) in place, returning the sum: the online softmax's weights of one row
+// (s aligned, n a multiple of the SIMD width). Shared by the fused and split-key engines.
+template <class T>
+IKA_ALWAYS_INLINE T exp_shifted_in_place(T* s, index_t n, T shift) {
+  using V = simd::batch<T>;
+  const V vshift(shift);
+  V vsum(T(0));
+  for (index_t j = 0; j < n; j += index_t(simd::width<T>)) {
+    const V w = xsimd::exp(V::load_aligned(s + j) - vshift);
+    w.store_aligned(s + j);
+    vsum += w;
+  }
+  return simd::reduce_add(vsum);
+}
+
 // The OpenMP team size of a call: the caller's choice, or OpenMP's default for 0.
 inline int thread_team(int threads) {
 #if defined(_OPENMP)
@@ -363,14 +378,18 @@ private:
           // whole panels) take the full-tile epilogue; only the rest is masked element-wise.
           index_t full_end = j0;
           if (state == tile_state::partial) {
-            const index_t candidate = j0 + (std::min(visible_end, masks_.key_end(b, h, first, first + 1, j1)) - j0) / NR * NR;
-            if (candidate > j0 && masks_.tile(b, h, first, last, j0, candidate) == tile_state::full) full_end = candidate;
+            const index_t first_row_end = std::min(visible_end, masks_.key_end(b, h, first, first + 1, j1));
+            const index_t candidate = j0 + (first_row_end - j0) / NR * NR;
+            if (candidate > j0 && masks_.tile(b, h, first, last, j0, candidate) == tile_state::full)
+              full_end = candidate;
           } else {
             full_end = j0 + (visible_end - j0 + NR - 1) / NR * NR;
           }
-          if (full_end > j0) attend_keys(fh, t, j0, full_end, j1, r0, block_rows, panels, bias, values, tile_state::full, b, h, first, ws);
-          if (state == tile_state::partial && full_end < visible_end)
-            attend_keys(fh, t, full_end, visible_end, j1, r0, block_rows, panels, bias, values, state, b, h, first, ws);
+          const auto attend = [&](index_t ja, index_t jb, tile_state range_state) {
+            attend_keys(fh, t, ja, jb, j1, r0, block_rows, panels, bias, values, range_state, b, h, first, ws);
+          };
+          if (full_end > j0) attend(j0, full_end, tile_state::full);
+          if (state == tile_state::partial && full_end < visible_end) attend(full_end, visible_end, state);
         }
       }
     }
@@ -388,8 +407,9 @@ private:
     tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + ja * F_, panel_count, F_, scores, KT);
     bool any;
     if constexpr (Kernel::kernel_value_form) {
-      any = state == tile_state::full ? exp_free_weights(fh, t, ja, keys, r0, block_rows, ws)
-                                      : softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
+      any = state == tile_state::full
+                ? exp_free_weights(fh, t, ja, keys, r0, block_rows, ws)
+                : softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
     } else {
       any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
     }
@@ -434,14 +454,7 @@ private:
       }
       any = true;
       const T alpha = m == minus_inf ? T(0) : std::exp(m - m_new);
-      const V shift(m_new);
-      V vsum(T(0));
-      for (index_t j = 0; j < keys; j += W) {
-        const V p = xsimd::exp(V::load_aligned(s + j) - shift);
-        p.store_aligned(s + j);
-        vsum += p;
-      }
-      ws.row_sum[r0 + r] = ws.row_sum[r0 + r] * alpha + simd::reduce_add(vsum);
+      ws.row_sum[r0 + r] = ws.row_sum[r0 + r] * alpha + exp_shifted_in_place(s, keys, m_new);
       ws.alpha[r] = alpha;
       m = m_new;
     }
