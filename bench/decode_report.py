@@ -11,7 +11,7 @@ import os
 import re
 import sys
 
-from svg_series import legend, series
+from svg_series import legend, series, write
 
 TARGET_SHARE = 0.70  # of the streaming read's bandwidth, softmax (the kernels with O(D) work per key)
 METHODS = ("stream", "softmax", "ika")
@@ -105,9 +105,7 @@ def svg(rates, path, threads=2):
     pts = [(X(L), Y(TARGET_SHARE * rates[("stream", L, threads)])) for L in Ls if ("stream", L, threads) in rates]
     series(out, pts, "#7f7f7f", width=1, dash="5 4")
     legend(out, left + pw + 15, top + 10 + 20 * len(METHODS), "#7f7f7f", "70 % of stream", width=1, dash="5 4")
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+    write(out, path)
 
 
 def main():

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-from svg_series import legend, series
+from svg_series import legend, series, write
 
 
 def medians(path):
@@ -72,9 +72,7 @@ def svg(times, path):
         dash = "" if M == 64 else "6 4"
         series(out, [(X(L), Y(t)) for L, t in pts], colours[method], dash=dash)
         legend(out, left + pw + 15, top + 10 + 20 * i, colours[method], f"{method}, M = {M}", dash=dash)
-    out.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
+    write(out, path)
 
 
 def main():

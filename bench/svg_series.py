@@ -14,3 +14,9 @@ def legend(out, x, y, colour, label, width=2, dash=""):
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
     out.append(f'<line x1="{x}" x2="{x + 25}" y1="{y}" y2="{y}" stroke="{colour}" stroke-width="{width}"{dash_attr}/>')
     out.append(f'<text x="{x + 30}" y="{y + 4}">{label}</text>')
+
+
+def write(out, path):
+    """Closes the SVG begun in out and writes it to path."""
+    with open(path, "w") as f:
+        f.write("\n".join(out + ["</svg>"]) + "\n")
