@@ -30,3 +30,68 @@ TEST_CASE_TEMPLATE("simd::reduce_add_each: lane i is the sum of row i", T, float
     }
   }
 }
+
+TEST_CASE_TEMPLATE("simd::row_sums_abs_pow: each row's Σ|x|^p, any row count and length", T, float, double) {
+  std::mt19937 gen(5);
+  std::uniform_real_distribution<double> u(-2.0, 2.0);
+  for (const double p : {1.0, 2.0, 3.0, 4.0, 2.5}) {
+    for (const std::ptrdiff_t n : {1, 7, 16, 33}) {
+      for (const std::ptrdiff_t dim : {1, 7, 16, 33, 64}) {
+        std::vector<T> data(std::size_t(n * dim));
+        for (auto& x : data) x = T(u(gen));
+        // rows of different scales, so a sum landing in the wrong row cannot pass
+        std::vector<const T*> rows(static_cast<std::size_t>(n));
+        for (std::ptrdiff_t r = 0; r < n; ++r) {
+          for (std::ptrdiff_t d = 0; d < dim; ++d) data[std::size_t(r * dim + d)] *= T(1 + r % 5);
+          rows[std::size_t(r)] = data.data() + r * dim;
+        }
+        std::vector<T> sums(static_cast<std::size_t>(n));
+        ika::simd::row_sums_abs_pow(rows.data(), n, dim, T(p), sums.data());
+        for (std::ptrdiff_t r = 0; r < n; ++r) {
+          double expected = 0;
+          for (std::ptrdiff_t d = 0; d < dim; ++d) expected += std::pow(std::abs(double(rows[std::size_t(r)][d])), p);
+          INFO("p ", p, " rows ", n, " dim ", dim, " row ", r);
+          CHECK(std::abs(double(sums[std::size_t(r)]) - expected) <= 1e-5 * std::max(1.0, expected));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("block hooks (rbf key_terms, lp magnitudes) agree with the row-by-row hooks", T, float, double) {
+  std::mt19937 gen(6);
+  std::normal_distribution<double> normal;
+  for (const ika::index_t dim : {1, 7, 33, 64}) {
+    const ika::index_t n = 19;
+    std::vector<T> data(std::size_t(n * dim));
+    for (auto& x : data) x = T(normal(gen));
+    std::vector<const T*> rows(static_cast<std::size_t>(n));
+    for (ika::index_t r = 0; r < n; ++r) rows[std::size_t(r)] = data.data() + r * dim;
+    const auto kernel = ika::rbf{}.bind<T>(1, dim);
+    std::vector<double> terms(static_cast<std::size_t>(n));
+    kernel.key_terms(0, rows.data(), n, terms.data());
+    std::vector<T> features(static_cast<std::size_t>(dim));
+    for (ika::index_t r = 0; r < n; ++r) {
+      INFO("rbf dim ", dim, " row ", r);
+      const double expected = kernel.prepare_key(0, rows[std::size_t(r)], features.data());
+      CHECK(std::abs(terms[std::size_t(r)] - expected) <= 1e-5 * std::max(1.0, std::abs(expected)));
+    }
+    for (const double p : {1.0, 2.0, 3.0, 2.5, ika::lp::infinity}) {
+      for (const auto exponent : {ika::norm_exponent::two, ika::norm_exponent::p}) {
+        if (std::isinf(p) && exponent == ika::norm_exponent::p) continue;
+        const auto norm = ika::lp{p, exponent}.bind<T>(dim);
+        std::vector<double> magnitudes(static_cast<std::size_t>(n));
+        norm.magnitudes(rows.data(), n, magnitudes.data());
+        for (ika::index_t r = 0; r < n; ++r) {
+          INFO("lp p ", p, " dim ", dim, " row ", r);
+          const double expected = norm.magnitude(rows[std::size_t(r)]);
+          CHECK(std::abs(magnitudes[std::size_t(r)] - expected) <= 1e-5 * std::max(1.0, std::abs(expected)));
+        }
+      }
+    }
+    // rbf with σ² = √D and the L2 magnitude |k|²/2√D: the key terms cancel exactly (the softmax point)
+    std::vector<double> magnitudes(static_cast<std::size_t>(n));
+    ika::lp{2.0}.bind<T>(dim).magnitudes(rows.data(), n, magnitudes.data());
+    for (ika::index_t r = 0; r < n; ++r) CHECK(terms[std::size_t(r)] + magnitudes[std::size_t(r)] == 0.0);
+  }
+}

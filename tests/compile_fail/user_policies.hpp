@@ -4,7 +4,7 @@
 //   kernel: IKA_USER_KERNEL_DEFECT_MISSING_PAIRWISE, _MISSING_HEAD_DEPENDENT,
 //           _VALUE_FORM_WITHOUT_KERNEL_VALUE, _MISSING_FEATURE_DIM, _MISSING_PREPARE_QUERY,
 //           _MISSING_PREPARE_KEY, _MISSING_LOG_KERNEL, _MISSING_BIND (spelled make),
-//           _BIND_NOT_CONST;
+//           _BIND_NOT_CONST, _KEY_ROWS_WITHOUT_KEY_TERMS;
 //   mask:   IKA_USER_MASK_DEFECT_MISSING_TILE, _MISSING_APPLY, _MISSING_BIAS, _MISSING_BIND.
 // One policy for all cases, so each case differs from a correct policy by its one defect only.
 // -DIKA_COMPILE_FAIL_FIXED cancels the defect: the case repaired must compile.
@@ -24,6 +24,7 @@
 #undef IKA_USER_KERNEL_DEFECT_MISSING_LOG_KERNEL
 #undef IKA_USER_KERNEL_DEFECT_MISSING_BIND
 #undef IKA_USER_KERNEL_DEFECT_BIND_NOT_CONST
+#undef IKA_USER_KERNEL_DEFECT_KEY_ROWS_WITHOUT_KEY_TERMS
 #undef IKA_USER_MASK_DEFECT_MISSING_TILE
 #undef IKA_USER_MASK_DEFECT_MISSING_APPLY
 #undef IKA_USER_MASK_DEFECT_MISSING_BIAS
@@ -64,6 +65,9 @@ struct user_kernel {
       for (ika::index_t d = 0; d < dim; ++d) features[d] = x[d];
       return 0;
     }
+#endif
+#ifdef IKA_USER_KERNEL_DEFECT_KEY_ROWS_WITHOUT_KEY_TERMS
+    static constexpr bool key_features_are_rows = true; // and no key_terms(head, rows, n, terms)
 #endif
 #ifndef IKA_USER_KERNEL_DEFECT_MISSING_LOG_KERNEL
     template <class V>

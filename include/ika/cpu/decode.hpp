@@ -65,36 +65,42 @@ void prefetch_row(const T* row, index_t n) {
   for (index_t d = 0; d < n; d += per_line) __builtin_prefetch(row + d);
 }
 
-// Keys [j0, j0 + n) of (batch b, key/value head hk) for feature head hf: features into rows of
-// f_pad entries (zero-padded), log-domain terms into bias, the SIMD tail up to a whole vector of
-// keys as zero features with weight exp(−inf); rows of the keys `n` further on (up to j_end) are
+// Keys [j0, j0 + n) of (batch b, key/value head hk) for feature head hf: key_rows[c] points at the
+// features of key j0 + c (whole vectors of f_pad entries, zero-padded), log-domain terms go into
+// bias, the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf). When
+// the features are the key rows and need no padding they are scored in place (no copy); else
+// they are written into block_features. Rows of the keys `distance` further on (up to j_end) are
 // prefetched. Out of the engine class so that it is compiled once per kernel × norm, not once per
 // mask set and head structure.
 template <class T, class BoundKernel, class BoundNorm>
 [[gnu::noinline]] void prepare_key_block(const BoundKernel& kernel, const BoundNorm& norm, index_t F, index_t f_pad,
                                          index_t hf, index_t k_len, const tensor_view<const T>& k,
                                          const tensor_view<const T>& v, index_t b, index_t hk, index_t j0, index_t n,
-                                         index_t j_end, T* scratch, T* block_features, T* bias) {
-  constexpr index_t row_block = row_block_size<BoundKernel, T>, distance = 64;
-  for (index_t jb = j0; jb < j0 + n; jb += row_block) {
+                                         index_t j_end, T* scratch, T* block_features, const T* zero_row,
+                                         const T** key_rows, T* bias) {
+  constexpr index_t key_block = key_block_size<BoundKernel, T>, distance = 64;
+  const bool in_place = key_features_are_rows<BoundKernel> && F == f_pad;
+  for (index_t jb = j0; jb < j0 + n; jb += key_block) {
     // features straight into the block when its rows need no padding, else through scratch
-    T* rows = F == f_pad ? block_features + (jb - j0) * f_pad : scratch;
-    prepare_key_rows(kernel, norm, F, hf, k_len, jb, std::min(jb + row_block, j0 + n),
+    T* rows = in_place ? nullptr : F == f_pad ? block_features + (jb - j0) * f_pad : scratch;
+    prepare_key_rows(kernel, norm, F, hf, k_len, jb, std::min(jb + key_block, j0 + n),
                      [&](index_t j) { return k.row(b, hk, j); }, rows, [&](index_t j, const T* features, double term) {
                        if (j + distance < j_end) {
                          prefetch_row(k.row(b, hk, j + distance), k.cols);
                          prefetch_row(v.row(b, hk, j + distance), v.cols);
                        }
                        bias[j - j0] = T(term);
+                       if (in_place || features == nullptr) { // a padding key is not reached: blocks end at Lk
+                         key_rows[j - j0] = features != nullptr ? features : zero_row;
+                         return;
+                       }
                        T* row = block_features + (j - j0) * f_pad;
-                       if (features == nullptr) // a padding key; not reached, blocks end at Lk
-                         std::fill(row, row + f_pad, T(0));
-                       else if (features != row)
-                         std::fill(std::copy(features, features + F, row), row + f_pad, T(0));
+                       if (features != row) std::fill(std::copy(features, features + F, row), row + f_pad, T(0));
+                       key_rows[j - j0] = row;
                      });
   }
   const index_t padded = round_up(n, index_t(simd::width<T>));
-  std::fill(block_features + n * f_pad, block_features + padded * f_pad, T(0));
+  std::fill(key_rows + n, key_rows + padded, zero_row);
   std::fill(bias + n, bias + padded, -std::numeric_limits<T>::infinity());
 }
 
@@ -150,7 +156,7 @@ public:
     {
 #pragma omp for schedule(static)
       for (index_t bh = 0; bh < query_tasks; ++bh) prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads);
-      workspace ws(F_, f_pad_, group_rows_, row_block_size<bound_kernel, T>);
+      workspace ws(F_, f_pad_, group_rows_, key_block_size<bound_kernel, T>);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < split_tasks; ++task) {
         const index_t split = task % splits_, bf = task / splits_;
@@ -163,29 +169,32 @@ public:
 
 private:
   struct workspace {
-    aligned_buffer<T> key_features, block_features, scores, bias;
+    aligned_buffer<T> key_features, block_features, zero_row, scores, bias;
+    std::vector<const T*> key_rows;       // per key of the block: its features
     std::vector<const T*> query_of;       // per score row: its query features
     std::vector<T*> out_of;               // per score row: its partial output
     std::vector<index_t> head_of, row_of; // per score row: its query head and query row
     workspace(index_t features, index_t padded_features, index_t rows, index_t row_block)
         : key_features(std::size_t(row_block * features)), block_features(std::size_t(block_keys * padded_features)),
-          scores(std::size_t(rows * block_keys)), bias(block_keys), query_of(std::size_t(rows)),
-          out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {}
+          zero_row(std::size_t(padded_features)), scores(std::size_t(rows * block_keys)), bias(block_keys),
+          key_rows(std::size_t(block_keys)), query_of(std::size_t(rows)),
+          out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {
+      std::fill(zero_row.data(), zero_row.data() + zero_row.size(), T(0));
+    }
   };
 
-  // scores[c] = pairwise(fq, key c) for keys [0, padded) of the block (features zero-padded to
-  // f_pad_), W keys at a time: W vector partial sums reduced together (one transposing add tree
-  // instead of a horizontal sum per key).
-  void block_scores(const T* IKA_RESTRICT fq, const T* IKA_RESTRICT keys, index_t padded,
-                    T* IKA_RESTRICT scores) const {
+  // scores[c] = pairwise(fq, key c) for keys [0, padded) of the block (features f_pad_ long),
+  // W keys at a time: W vector partial sums reduced together (one transposing add tree instead of
+  // a horizontal sum per key).
+  void block_scores(const T* IKA_RESTRICT fq, const T* const* key_rows, index_t padded, T* IKA_RESTRICT scores) const {
     using V = simd::batch<T>;
     for (index_t c0 = 0; c0 < padded; c0 += W) {
       V partial[W];
       for (index_t u = 0; u < W; ++u) {
-        const T* key = keys + (c0 + u) * f_pad_;
+        const T* key = key_rows[c0 + u];
         V acc(T(0));
         for (index_t f = 0; f < f_pad_; f += W) {
-          const V a = V::load_aligned(fq + f), k = V::load_aligned(key + f);
+          const V a = V::load_aligned(fq + f), k = simd::load(key + f);
           if constexpr (Kernel::pairwise == pairwise_op::dot) acc = xsimd::fma(a, k, acc);
           else acc += xsimd::abs(a - k);
         }
@@ -248,9 +257,9 @@ private:
       T* scores = ws.scores.data();
       T* bias = ws.bias.data();
       prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end, ws.key_features.data(),
-                        ws.block_features.data(), bias);
+                        ws.block_features.data(), ws.zero_row.data(), ws.key_rows.data(), bias);
       for (index_t r = 0; r < rows; ++r)
-        block_scores(ws.query_of[std::size_t(r)], ws.block_features.data(), padded, scores + r * block_keys);
+        block_scores(ws.query_of[std::size_t(r)], ws.key_rows.data(), padded, scores + r * block_keys);
       bool any = false;
       for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
       if (!any) continue;

@@ -270,7 +270,7 @@ private:
     const index_t feature_tasks = s_.batch * feature_heads_ * tiles;
     const index_t value_tasks = s_.batch * s_.kv_heads * tiles;
     {
-      std::vector<T> rows(static_cast<std::size_t>(row_block * F_));
+      std::vector<T> rows(static_cast<std::size_t>(key_block_size<bound_kernel, T> * F_));
 #pragma omp for schedule(dynamic, 1) nowait
       for (index_t task = 0; task < feature_tasks; ++task) {
         const index_t t = task % tiles, bh = task / tiles;

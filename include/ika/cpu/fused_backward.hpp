@@ -417,7 +417,7 @@ private:
   void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v) {
     const index_t Hf = feature_heads_, Dv = s_.v_dim;
     const index_t feature_tasks = s_.batch * Hf * k_blocks_, value_tasks = s_.batch * s_.kv_heads * k_blocks_;
-    std::vector<T> rows(std::size_t(row_block * F_));
+    std::vector<T> rows(std::size_t(key_block_size<bound_kernel, T> * F_));
 #pragma omp for schedule(dynamic, 1) nowait
     for (index_t task = 0; task < feature_tasks + value_tasks; ++task) {
       const bool features = task < feature_tasks;

@@ -27,7 +27,14 @@ enum class pairwise_op {
 // Optional: when queries and keys share one feature map, `rows_per_block` and
 // prepare_rows(h, rows, n, features, terms) prepare n <= rows_per_block rows per call (features
 // with row stride F), so the map can run as a small GEMM.
+// Optional: kernels whose key features are the key row itself (rbf, dot product, laplacian)
+// declare `static constexpr bool key_features_are_rows = true` and give the key row terms of a
+// block, key_terms(h, rows, n, terms): the engines then reduce the terms of several keys together,
+// and the decode engine scores the key rows in place instead of copying them.
 namespace detail {
+
+template <class Bound>
+inline constexpr bool key_features_are_rows = requires { requires Bound::key_features_are_rows; };
 
 template <class Kernel, class T>
 constexpr void check_kernel_policy() {
@@ -50,6 +57,10 @@ constexpr void check_kernel_policy() {
                 "ika kernel policy: bound kernel lacks hook 'log_kernel(score)'");
   static_assert(!Kernel::kernel_value_form || requires(const bound& b, T s) { b.kernel_value(s); },
                 "ika kernel policy: kernel_value_form is true but the bound kernel lacks hook 'kernel_value(score)'");
+  static_assert(!key_features_are_rows<bound> ||
+                    requires(const bound& b, const T* const* x, double* t) { b.key_terms(index_t{}, x, index_t{}, t); },
+                "ika kernel policy: key_features_are_rows is true but the bound kernel lacks hook "
+                "'key_terms(head, rows, n, terms)'");
 }
 
 
@@ -67,6 +78,19 @@ inline constexpr index_t row_block_size = [] {
   else return index_t(1);
 }();
 
+// Keys prepared per call in the key passes: a few SIMD groups when only the terms are computed.
+template <class Bound, class T>
+inline constexpr index_t key_block_size = [] {
+  if constexpr (key_features_are_rows<Bound>) return index_t(16);
+  else return row_block_size<Bound, T>;
+}();
+
+// The norm's optional block hook magnitudes(rows, n, out), same reason.
+template <class BoundNorm, class T>
+inline constexpr bool has_magnitude_block_hook = requires(const BoundNorm& norm, const T* const* x, double* out) {
+  norm.magnitudes(x, index_t{}, out);
+};
+
 // Features (row stride F) and log-domain row terms of n <= row_block_size rows. Inlined: the
 // split-key engine calls it once per key (3-5 % of a decode call when it was a call).
 template <class T, class Bound>
@@ -80,22 +104,35 @@ IKA_ALWAYS_INLINE void prepare_rows(const Bound& kernel, index_t F, index_t h, c
   }
 }
 
-// Key rows [j0, j1) prepared in blocks of row_block_size, for both engines' key passes: calls
+// Key rows [j0, j1) prepared in blocks of key_block_size (scratch holds that many rows of F), for
+// the engines' key passes: calls
 // emit(j, features, term) with the key's features (row stride F, in scratch) and its log-domain term
-// (kernel row term + magnitude), or emit(j, nullptr, -inf) for the padding rows j >= k_len.
+// (kernel row term + magnitude), or emit(j, nullptr, -inf) for the padding rows j >= k_len. When
+// the kernel's key features are the rows, scratch may be null: the features emitted are the rows.
 template <class T, class Bound, class BoundNorm, class RowOf, class Emit>
 void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, index_t h, index_t k_len, index_t j0,
                       index_t j1, RowOf row_of, T* scratch, Emit emit) {
-  constexpr index_t block = row_block_size<Bound, T>;
+  constexpr index_t block = key_block_size<Bound, T>;
   for (index_t jb = j0; jb < j1; jb += block) {
     const T* x[block];
-    double terms[block];
+    double terms[block], magnitudes[block];
     const index_t n = std::clamp<index_t>(k_len - jb, 0, std::min(block, j1 - jb));
     for (index_t r = 0; r < n; ++r) x[r] = row_of(jb + r);
-    if (n > 0) prepare_rows(kernel, F, h, x, n, scratch, terms, /*queries=*/false);
+    if (n > 0) {
+      if constexpr (key_features_are_rows<Bound>) {
+        if (scratch != nullptr)
+          for (index_t r = 0; r < n; ++r) std::copy(x[r], x[r] + F, scratch + r * F);
+        kernel.key_terms(h, x, n, terms);
+      } else {
+        prepare_rows(kernel, F, h, x, n, scratch, terms, /*queries=*/false);
+      }
+      if constexpr (has_magnitude_block_hook<BoundNorm, T>) norm.magnitudes(x, n, magnitudes);
+      else
+        for (index_t r = 0; r < n; ++r) magnitudes[r] = double(norm.magnitude(x[r]));
+    }
     for (index_t j = jb; j < std::min(jb + block, j1); ++j) {
       const index_t r = j - jb;
-      if (r < n) emit(j, scratch + r * F, terms[r] + double(norm.magnitude(x[r])));
+      if (r < n) emit(j, scratch != nullptr ? scratch + r * F : x[r], terms[r] + magnitudes[r]);
       else emit(j, static_cast<const T*>(nullptr), -std::numeric_limits<double>::infinity());
     }
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "ika/core/error.hpp"
@@ -28,6 +29,7 @@ struct rbf {
     index_t dim;
     double bandwidth_sq;
     T inverse_bandwidth_sq;
+    double negative_half_inverse_bandwidth_sq; // −1/2σ², a product per key instead of a division
 
     index_t feature_dim() const { return dim; }
     double prepare_query(index_t, const T* x, T* features) const {
@@ -37,6 +39,18 @@ struct rbf {
     double prepare_key(index_t, const T* x, T* features) const {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d];
       return row_term(x);
+    }
+    // key features are the rows; their terms in blocks, the |k|² of W keys reduced together (the
+    // L2 norm's block hook sums the same way and scales by the same 1/2σ² = 1/2√D, so that its
+    // magnitude and this term cancel exactly)
+    static constexpr bool key_features_are_rows = true;
+    void key_terms(index_t, const T* const* x, index_t n, double* terms) const {
+      for (index_t r0 = 0; r0 < n; r0 += index_t(simd::width<T>)) {
+        T sums[simd::width<T>];
+        const index_t m = std::min(index_t(simd::width<T>), n - r0);
+        simd::row_sums_of_squares(x + r0, m, dim, sums);
+        for (index_t r = 0; r < m; ++r) terms[r0 + r] = double(sums[r]) * negative_half_inverse_bandwidth_sq;
+      }
     }
     double row_term(const T* x) const { return -double(simd::sum_of_squares(x, dim)) / (2 * bandwidth_sq); }
     template <class V>
@@ -58,7 +72,7 @@ struct rbf {
     detail::require(bandwidth_sq == 0 || (std::isfinite(bandwidth_sq) && bandwidth_sq > 0), "rbf.bandwidth_sq",
                     "a finite value > 0 (or 0 for the default √D), got ", bandwidth_sq);
     const double s2 = resolved_bandwidth_sq(dim);
-    return {dim, s2, T(1.0 / s2)};
+    return {dim, s2, T(1.0 / s2), -1.0 / (2 * s2)};
   }
 };
 
@@ -86,6 +100,8 @@ struct dot_product {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d];
       return 0;
     }
+    static constexpr bool key_features_are_rows = true;
+    void key_terms(index_t, const T* const*, index_t n, double* terms) const { std::fill(terms, terms + n, 0.0); }
     template <class V>
     V log_kernel(const V& s) const { return s; }
 
@@ -128,6 +144,8 @@ struct laplacian {
       return 0;
     }
     double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
+    static constexpr bool key_features_are_rows = true;
+    void key_terms(index_t, const T* const*, index_t n, double* terms) const { std::fill(terms, terms + n, 0.0); }
     template <class V>
     V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -41,6 +42,7 @@ struct lp {
     T p;
     double exponent;
     double divisor;
+    double inverse_divisor; // a product per key in magnitudes()
     bool include_query;
     bool exponent_is_p; // r follows p (the learnable-p derivative differs)
 
@@ -51,6 +53,23 @@ struct lp {
       // ‖x‖_p^r = (Σ|x|^p)^(r/p); r = p and p = 2, r = 2 need no pow at all
       if (exponent == double(p)) return s / divisor;
       return std::pow(s, exponent / double(p)) / divisor;
+    }
+
+    // magnitude() of n rows, the sums of W rows reduced together (simd::row_sums)
+    void magnitudes(const T* const* x, index_t n, double* out) const {
+      constexpr index_t W = index_t(simd::width<T>);
+      if (std::isinf(double(p))) {
+        for (index_t r = 0; r < n; ++r) out[r] = magnitude(x[r]);
+        return;
+      }
+      for (index_t r0 = 0; r0 < n; r0 += W) {
+        T sums[W];
+        const index_t m = std::min(W, n - r0);
+        simd::row_sums_abs_pow(x + r0, m, dim, p, sums);
+        for (index_t r = 0; r < m; ++r)
+          out[r0 + r] = (exponent == double(p) ? double(sums[r]) : std::pow(double(sums[r]), exponent / double(p))) *
+                        inverse_divisor;
+      }
     }
 
     // dx += g · ∂μ/∂x (at p = ∞ the subgradient at the first largest entry; 0 at x = 0)
@@ -98,7 +117,8 @@ struct lp {
     detail::require(p > 0 && !std::isnan(p), "lp.p", "p > 0 or p = infinity, got ", p);
     detail::require(!(exponent == norm_exponent::p && std::isinf(p)), "lp.exponent",
                     "a finite p with norm_exponent::p (‖x‖_∞^∞ is undefined); use norm_exponent::two");
-    return {dim, T(p), resolved_exponent(), resolved_divisor(dim), include_query, exponent == norm_exponent::p};
+    return {dim, T(p), resolved_exponent(), resolved_divisor(dim), 1 / resolved_divisor(dim), include_query,
+            exponent == norm_exponent::p};
   }
 };
 

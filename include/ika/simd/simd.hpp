@@ -157,6 +157,48 @@ T sum_of_squares(const T* x, std::ptrdiff_t n) {
   return s;
 }
 
+// out[r] = Σ_d power(x[r][d]) for n rows of length dim: the W rows of a group accumulate in
+// vectors and are reduced together by one transposing add, instead of a horizontal sum per row.
+// `power` takes a scalar or a batch.
+template <class T, class Power>
+void row_sums(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T* out, Power power) {
+  constexpr std::ptrdiff_t W = width<T>;
+  const std::ptrdiff_t body = dim / W * W;
+  for (std::ptrdiff_t r0 = 0; r0 < n; r0 += W) {
+    const std::ptrdiff_t m = std::min(W, n - r0);
+    batch<T> partial[W];
+    for (std::ptrdiff_t u = 0; u < W; ++u) {
+      batch<T> acc(T(0));
+      if (u < m)
+        for (std::ptrdiff_t d = 0; d < body; d += W) acc += power(load(x[r0 + u] + d));
+      partial[u] = acc;
+    }
+    alignas(64) T sums[W];
+    reduce_add_each<T>(partial).store_aligned(sums);
+    for (std::ptrdiff_t u = 0; u < m; ++u) {
+      T s = sums[u];
+      for (std::ptrdiff_t d = body; d < dim; ++d) s += power(x[r0 + u][d]);
+      out[r0 + u] = s;
+    }
+  }
+}
+
+// Σ_d x[r][d]² for n rows (row_sums).
+template <class T>
+void row_sums_of_squares(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T* out) {
+  row_sums(x, n, dim, out, [](const auto& v) { return v * v; });
+}
+
+// Σ_d |x[r][d]|^p for n rows (row_sums), p dispatched once per call.
+template <class T>
+void row_sums_abs_pow(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T p, T* out) {
+  if (p == T(2)) row_sums_of_squares(x, n, dim, out);
+  else if (p == T(1)) row_sums(x, n, dim, out, [](const auto& v) { return abs(v); });
+  else if (p == T(3)) row_sums(x, n, dim, out, [](const auto& v) { const auto a = abs(v); return a * a * a; });
+  else if (p == T(4)) row_sums(x, n, dim, out, [](const auto& v) { return (v * v) * (v * v); });
+  else row_sums(x, n, dim, out, [p](const auto& v) { return pow_abs(v, p); });
+}
+
 // Σ |x_d|^p, with products instead of exp/log for p = 1, 2, 3, 4 (p = 3 is the paper's choice).
 template <class T>
 T sum_abs_pow(const T* x, std::ptrdiff_t n, T p) {
