@@ -8,6 +8,7 @@
 #   IKA_PRESETS="release asan"   presets to run, in order
 #   IKA_JOBS=<n>                 parallel build jobs (default: nproc)
 #   IKA_SKIP_SETUP=1             do not run scripts/setup.sh
+#   IKA_CUDA_TESTS=0             do not compile and run the CUDA tests even where nvcc exists
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,6 +45,18 @@ if [[ $failed -eq 0 ]]; then
     stage "${p}: build"     cmake --build --preset "$p" --parallel "$JOBS" || continue
     stage "${p}: ctest"     ctest --preset "$p" || true
   done
+fi
+
+# CUDA: wherever nvcc is installed, compile every CUDA translation unit (tests/cuda/, sm_90) and
+# run them: on a machine without a GPU each reports "skipped: no CUDA device" (CTest: skipped).
+nvcc_path="$(command -v nvcc || true)"
+if [[ -z "$nvcc_path" && -x /usr/local/cuda/bin/nvcc ]]; then nvcc_path=/usr/local/cuda/bin/nvcc; fi
+if [[ $failed -eq 0 && -n "$nvcc_path" && "${IKA_CUDA_TESTS:-1}" != "0" ]]; then
+  stage "cuda: configure" cmake --preset cuda -DCMAKE_CUDA_COMPILER="$nvcc_path" &&
+    stage "cuda: build" cmake --build --preset cuda --parallel "$JOBS" &&
+    stage "cuda: ctest" ctest --preset cuda || true
+elif [[ -z "$nvcc_path" ]]; then
+  summary+=("SKIP  cuda (nvcc not found: CUDA translation units not compiled)")
 fi
 
 echo

@@ -31,12 +31,13 @@ struct rbf {
     T inverse_bandwidth_sq;
     double negative_half_inverse_bandwidth_sq; // −1/2σ², a product per key instead of a division
 
-    index_t feature_dim() const { return dim; }
-    double prepare_query(index_t, const T* x, T* features) const {
+    static constexpr bool device_hooks = true; // the row hooks below compile for the GPU too
+    IKA_HOST_DEVICE index_t feature_dim() const { return dim; }
+    IKA_HOST_DEVICE double prepare_query(index_t, const T* x, T* features) const {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d] * inverse_bandwidth_sq;
       return row_term(x);
     }
-    double prepare_key(index_t, const T* x, T* features) const {
+    IKA_HOST_DEVICE double prepare_key(index_t, const T* x, T* features) const {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d];
       return row_term(x);
     }
@@ -52,9 +53,11 @@ struct rbf {
         for (index_t r = 0; r < m; ++r) terms[r0 + r] = double(sums[r]) * negative_half_inverse_bandwidth_sq;
       }
     }
-    double row_term(const T* x) const { return -double(simd::sum_of_squares(x, dim)) / (2 * bandwidth_sq); }
+    IKA_HOST_DEVICE double row_term(const T* x) const {
+      return -double(simd::row_sum_of_squares(x, dim)) / (2 * bandwidth_sq);
+    }
     template <class V>
-    V log_kernel(const V& s) const { return s; }
+    IKA_HOST_DEVICE V log_kernel(const V& s) const { return s; }
 
     // backward hooks: d log κ / ds, and the chain through prepare_* (features and row term) to x
     static constexpr bool log_kernel_is_identity = true; // the backward may skip the epilogue's chain rule
@@ -91,19 +94,20 @@ struct dot_product {
     index_t dim;
     T scale;
 
-    index_t feature_dim() const { return dim; }
-    double prepare_query(index_t, const T* x, T* features) const {
+    static constexpr bool device_hooks = true; // the row hooks below compile for the GPU too
+    IKA_HOST_DEVICE index_t feature_dim() const { return dim; }
+    IKA_HOST_DEVICE double prepare_query(index_t, const T* x, T* features) const {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d] * scale;
       return 0;
     }
-    double prepare_key(index_t, const T* x, T* features) const {
+    IKA_HOST_DEVICE double prepare_key(index_t, const T* x, T* features) const {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d];
       return 0;
     }
     static constexpr bool key_features_are_rows = true;
     void key_terms(index_t, const T* const*, index_t n, double* terms) const { std::fill(terms, terms + n, 0.0); }
     template <class V>
-    V log_kernel(const V& s) const { return s; }
+    IKA_HOST_DEVICE V log_kernel(const V& s) const { return s; }
 
     static constexpr bool log_kernel_is_identity = true;
     T log_kernel_derivative(T) const { return T(1); }
@@ -138,16 +142,17 @@ struct laplacian {
     index_t dim;
     T negative_inverse_bandwidth;
 
-    index_t feature_dim() const { return dim; }
-    double prepare_query(index_t, const T* x, T* features) const {
+    static constexpr bool device_hooks = true; // the row hooks below compile for the GPU too
+    IKA_HOST_DEVICE index_t feature_dim() const { return dim; }
+    IKA_HOST_DEVICE double prepare_query(index_t, const T* x, T* features) const {
       for (index_t d = 0; d < dim; ++d) features[d] = x[d];
       return 0;
     }
-    double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
+    IKA_HOST_DEVICE double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
     static constexpr bool key_features_are_rows = true;
     void key_terms(index_t, const T* const*, index_t n, double* terms) const { std::fill(terms, terms + n, 0.0); }
     template <class V>
-    V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
+    IKA_HOST_DEVICE V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
 
     // backward: the features are the row itself; d|a − b|/da = sign(a − b) is the engine's part
     T log_kernel_derivative(T) const { return negative_inverse_bandwidth; }

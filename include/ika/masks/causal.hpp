@@ -13,8 +13,9 @@ namespace detail {
 // Key j is visible from query i when j <= i + offset.
 struct bound_causal {
   index_t offset;
+  static constexpr bool device_hooks = true; // tile() and bias() compile for the GPU too
 
-  tile_state tile(index_t, index_t, index_t i0, index_t i1, index_t j0, index_t j1) const {
+  IKA_HOST_DEVICE tile_state tile(index_t, index_t, index_t i0, index_t i1, index_t j0, index_t j1) const {
     if (j0 > i1 - 1 + offset) return tile_state::empty;
     if (j1 - 1 <= i0 + offset) return tile_state::full;
     return tile_state::partial;
@@ -25,7 +26,7 @@ struct bound_causal {
     const index_t first_hidden = std::clamp<index_t>(i + offset + 1 - j0, 0, n);
     std::fill(logits + first_hidden, logits + n, -std::numeric_limits<T>::infinity());
   }
-  double bias(index_t, index_t, index_t i, index_t j) const {
+  IKA_HOST_DEVICE double bias(index_t, index_t, index_t i, index_t j) const {
     return j <= i + offset ? 0.0 : -std::numeric_limits<double>::infinity();
   }
 };

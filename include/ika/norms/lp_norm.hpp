@@ -46,13 +46,15 @@ struct lp {
     bool include_query;
     bool exponent_is_p; // r follows p (the learnable-p derivative differs)
 
-    // ‖x‖_p^r / c, reduced in T with SIMD and finished in double.
-    double magnitude(const T* x) const {
-      if (std::isinf(double(p))) return std::pow(double(simd::max_abs(x, dim)), exponent) / divisor;
-      const double s = double(simd::sum_abs_pow(x, dim, p));
+    static constexpr bool device_hooks = true; // magnitude() compiles for the GPU too
+
+    // ‖x‖_p^r / c, reduced in T (with SIMD on the CPU) and finished in double.
+    IKA_HOST_DEVICE double magnitude(const T* x) const {
+      if (double(p) == lp::infinity) return ::pow(double(simd::row_max_abs(x, dim)), exponent) / divisor;
+      const double s = double(simd::row_sum_abs_pow(x, dim, p));
       // ‖x‖_p^r = (Σ|x|^p)^(r/p); r = p and p = 2, r = 2 need no pow at all
       if (exponent == double(p)) return s / divisor;
-      return std::pow(s, exponent / double(p)) / divisor;
+      return ::pow(s, exponent / double(p)) / divisor;
     }
 
     // magnitude() of n rows, the sums of W rows reduced together (simd::row_sums)
@@ -127,8 +129,9 @@ struct no_norm {
   static constexpr bool is_zero = true;
   template <class T>
   struct bound {
+    static constexpr bool device_hooks = true;
     bool include_query = false;
-    double magnitude(const T*) const { return 0; }
+    IKA_HOST_DEVICE double magnitude(const T*) const { return 0; }
     void magnitude_backward(const T*, double, T*) const {}
   };
   template <class T>

@@ -142,6 +142,8 @@ IKA_ALWAYS_INLINE batch<T> reduce_add_each(const batch<T>* rows) {
 }
 
 // ---- loops over contiguous rows, vectorised with a scalar tail ------------------------------
+// (the row_* forms below are what policy hooks call: vectorised on the CPU, plain loops when nvcc
+// compiles a hook for the GPU)
 
 template <class T>
 T sum_of_squares(const T* x, std::ptrdiff_t n) {
@@ -251,6 +253,44 @@ void axpy(T* y, T a, const T* x, std::ptrdiff_t n) {
   const batch<T> va(a);
   for (; d + W <= n; d += W) store(y + d, xsimd::fma(va, load(x + d), load(y + d)));
   for (; d < n; ++d) y[d] += a * x[d];
+}
+
+// ---- hooks' row reductions, for the CPU (vectorised) and the GPU (a plain loop per thread) ----
+
+template <class T>
+IKA_HOST_DEVICE T row_sum_of_squares(const T* x, std::ptrdiff_t n) {
+#if defined(__CUDA_ARCH__)
+  T s = 0;
+  for (std::ptrdiff_t d = 0; d < n; ++d) s += x[d] * x[d];
+  return s;
+#else
+  return sum_of_squares(x, n);
+#endif
+}
+
+template <class T>
+IKA_HOST_DEVICE T row_sum_abs_pow(const T* x, std::ptrdiff_t n, T p) {
+#if defined(__CUDA_ARCH__)
+  T s = 0;
+  for (std::ptrdiff_t d = 0; d < n; ++d) {
+    const T a = x[d] < T(0) ? -x[d] : x[d];
+    s += p == T(1) ? a : p == T(2) ? a * a : p == T(3) ? a * a * a : (a == T(0) ? T(0) : pow(a, p));
+  }
+  return s;
+#else
+  return sum_abs_pow(x, n, p);
+#endif
+}
+
+template <class T>
+IKA_HOST_DEVICE T row_max_abs(const T* x, std::ptrdiff_t n) {
+#if defined(__CUDA_ARCH__)
+  T m = 0;
+  for (std::ptrdiff_t d = 0; d < n; ++d) m = fmax(m, x[d] < T(0) ? -x[d] : x[d]);
+  return m;
+#else
+  return max_abs(x, n);
+#endif
 }
 
 } // namespace ika::simd

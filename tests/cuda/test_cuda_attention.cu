@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+// ika::cuda::attention against the CPU reference (double) on awkward shapes: every kernel, norm
+// and mask the GPU engine accepts, the three head structures, strided layouts, fully masked rows,
+// errors at the API edge. Exits with 77 (CTest: skipped) and says so when there is no CUDA device.
+
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include <ika/cuda/attention.cuh>
+
+#include "../support.hpp"
+
+using namespace ika_test;
+
+namespace {
+
+// A device copy of a host vector, freed on scope exit.
+template <class T>
+struct device_vector {
+  T* data = nullptr;
+  std::size_t size = 0;
+  explicit device_vector(const std::vector<T>& host) : size(host.size()) {
+    ika::cuda::detail::check(cudaMalloc(reinterpret_cast<void**>(&data), std::max<std::size_t>(size, 1) * sizeof(T)),
+                             "cudaMalloc");
+    ika::cuda::detail::check(cudaMemcpy(data, host.data(), size * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+  }
+  ~device_vector() { cudaFree(data); }
+  device_vector(const device_vector&) = delete;
+  std::vector<T> to_host() const {
+    std::vector<T> host(size);
+    ika::cuda::detail::check(cudaMemcpy(host.data(), data, size * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    return host;
+  }
+};
+
+// The same strides as a host view, over the device copy of its storage.
+template <class T>
+ika::tensor_view<T> on_device(const ika::tensor_view<T>& host_view, const T* host_base, T* device_base) {
+  ika::tensor_view<T> view = host_view;
+  view.data = device_base + (host_view.data - host_base);
+  return view;
+}
+
+template <class Heads = ika::grouped_heads, class Expr>
+void compare_with_reference(const qkv_problem<float>& p, const Expr& expr, const std::string& what) {
+  const bool packed = !p.packed_data.empty();
+  device_vector<float> packed_d(p.packed_data), q_d(p.q_data), k_d(p.k_data), v_d(p.v_data);
+  const auto q = packed ? on_device(p.q, p.packed_data.data(), packed_d.data) : on_device(p.q, p.q_data.data(), q_d.data);
+  const auto k = packed ? on_device(p.k, p.packed_data.data(), packed_d.data) : on_device(p.k, p.k_data.data(), k_d.data);
+  const auto v = packed ? on_device(p.v, p.packed_data.data(), packed_d.data) : on_device(p.v, p.v_data.data(), v_d.data);
+  result<float> gpu(p.B, p.Hq, p.Lq, p.Dv);
+  result<double> ref(p.B, p.Hq, p.Lq, p.Dv);
+  device_vector<float> out_d(gpu.out), lse_d(gpu.lse);
+  ika::cuda::attention<Heads>(q, k, v, ika::bhld(out_d.data, p.B, p.Hq, p.Lq, p.Dv), expr,
+                              {.lse = ika::bhl(lse_d.data, p.B, p.Hq, p.Lq)});
+  ika::cuda::detail::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  gpu.out = out_d.to_host();
+  gpu.lse = lse_d.to_host();
+  // the reference in double, from the same (float) inputs
+  std::vector<double> qd(p.q_data.begin(), p.q_data.end()), kd(p.k_data.begin(), p.k_data.end()),
+      vd(p.v_data.begin(), p.v_data.end());
+  qkv_problem<double> pd(layout::bhld, p.B, p.Hq, p.Hkv, p.Lq, p.Lk, p.D, p.Dv, 0);
+  for (index_t b = 0; b < p.B; ++b)
+    for (index_t h = 0; h < p.Hq; ++h)
+      for (index_t i = 0; i < p.Lq; ++i)
+        for (index_t d = 0; d < p.D; ++d) pd.q(b, h, i, d) = p.q(b, h, i, d);
+  for (index_t b = 0; b < p.B; ++b)
+    for (index_t h = 0; h < p.Hkv; ++h)
+      for (index_t j = 0; j < p.Lk; ++j) {
+        for (index_t d = 0; d < p.D; ++d) pd.k(b, h, j, d) = p.k(b, h, j, d);
+        for (index_t d = 0; d < p.Dv; ++d) pd.v(b, h, j, d) = p.v(b, h, j, d);
+      }
+  ika::reference::attention<Heads>(pd.q, pd.k, pd.v, ref.o(), expr, {.lse = ref.l()});
+  INFO(what);
+  CHECK_FALSE(any_nan(gpu.out));
+  CHECK(relative_error(gpu.out, ref.out) <= tolerance<float>());
+  CHECK(relative_error(gpu.lse, ref.lse) <= tolerance<float>());
+}
+
+struct gpu_shape {
+  index_t Lq, Lk, D, Dv;
+};
+constexpr gpu_shape gpu_shapes[] = {{1, 1, 8, 8}, {7, 7, 33, 9}, {33, 33, 64, 17}, {257, 257, 16, 5},
+                                    {1, 257, 128, 33}, {7, 300, 8, 64}, {130, 1000, 33, 3}};
+
+struct heads_case {
+  const char* name;
+  index_t Hq, Hkv;
+};
+constexpr heads_case gpu_heads[] = {{"independent", 3, 3}, {"grouped", 4, 2}, {"multi-query", 3, 1}};
+
+template <class F>
+void for_each_gpu_kernel(F&& f) {
+  f("rbf", ika::rbf{});
+  f("rbf(bandwidth 2)", ika::rbf{2.0});
+  f("dot_product", ika::dot_product{});
+  f("laplacian", ika::laplacian{});
+}
+
+template <class F>
+void for_each_gpu_norm(F&& f) {
+  f("none", ika::no_norm{});
+  f("lp(2)", ika::lp{2.0});
+  f("lp(3)", ika::lp{3.0});
+  f("lp(1, with query)", ika::lp{1.0, ika::norm_exponent::two, ika::norm_divisor::paper, true});
+  f("lp(inf)", ika::lp{ika::lp::infinity});
+  f("lp(2.5, r = p)", ika::lp{2.5, ika::norm_exponent::p});
+}
+
+template <class F>
+void for_each_gpu_mask(F&& f) {
+  f("none", ika::logit_expression<ika::no_kernel, ika::no_norm>{});
+  f("causal_upper_left", ika::mask(ika::causal_upper_left{}));
+  f("causal_lower_right", ika::mask(ika::causal_lower_right{}));
+}
+
+} // namespace
+
+TEST_CASE("cuda::attention == reference for every GPU kernel x norm x mask x heads") {
+  std::size_t cases = 0;
+  for (std::size_t shape_index = 0; shape_index < std::size(gpu_shapes); ++shape_index) {
+    const gpu_shape& sc = gpu_shapes[shape_index];
+    const heads_case& hc = gpu_heads[shape_index % std::size(gpu_heads)];
+    const layout l = sc.Lq == sc.Lk && shape_index % 2 == 0 ? layout::packed : shape_index % 2 ? layout::blhd : layout::bhld;
+    const qkv_problem<float> p(l, 2, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 500 + shape_index, 0.7);
+    for_each_gpu_mask([&](const char* mask_name, const auto& mask_expr) {
+      for_each_gpu_kernel([&](const char* kernel_name, const auto& kernel) {
+        for_each_gpu_norm([&](const char* norm_name, const auto& norm) {
+          std::ostringstream what;
+          what << hc.name << " " << name(l) << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D << " Dv=" << sc.Dv
+               << " mask=" << mask_name << " kernel=" << kernel_name << " norm=" << norm_name;
+          compare_with_reference(p, ika::log_kernel(kernel) + ika::magnitude(norm) + mask_expr, what.str());
+          ++cases;
+        });
+      });
+    });
+  }
+  CHECK(cases == std::size(gpu_shapes) * 3 * 4 * 6);
+}
+
+TEST_CASE("cuda::attention: independent heads, fully masked rows give zeros and -inf") {
+  const qkv_problem<float> p(layout::bhld, 1, 2, 2, 9, 5, 16, 8, 91, 0.7);
+  compare_with_reference<ika::independent_heads>(p, ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}),
+                                                 "independent heads");
+  // upper-left causal with Lq > Lk... every row sees key 0; lower-right with Lk < Lq hides the
+  // first Lq − Lk rows completely
+  compare_with_reference(p, ika::log_kernel(ika::rbf{}) + ika::mask(ika::causal_lower_right{}), "rows 0-3 fully masked");
+}
+
+TEST_CASE("cuda::attention: host pointers and bad shapes are rejected with the argument named") {
+  const qkv_problem<float> p(layout::bhld, 1, 2, 2, 4, 4, 8, 8, 92);
+  std::vector<float> out(std::size_t(1 * 2 * 4 * 8));
+  check_throws_argument(
+      [&] { ika::cuda::attention(p.q, p.k, p.v, ika::bhld(out.data(), 1, 2, 4, 8), ika::log_kernel(ika::rbf{})); }, "q");
+  device_vector<float> q_d(p.q_data), k_d(p.k_data), v_d(p.v_data), out_d(out);
+  const auto q = ika::bhld(q_d.data, 1, 2, 4, 8), k = ika::bhld(k_d.data, 1, 2, 4, 8);
+  check_throws_argument(
+      [&] {
+        ika::cuda::attention(q, k, ika::bhld(v_d.data, 1, 2, 3, 8), ika::bhld(out_d.data, 1, 2, 4, 8),
+                             ika::log_kernel(ika::rbf{}));
+      },
+      "v");
+  check_throws_argument(
+      [&] {
+        ika::cuda::attention(q, k, ika::bhld(v_d.data, 1, 2, 4, 8), ika::bhld(out.data(), 1, 2, 4, 8),
+                             ika::log_kernel(ika::rbf{}));
+      },
+      "out");
+}
+
+int main(int argc, char** argv) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::puts("skipped: no CUDA device");
+    return 77; // CTest's SKIP_RETURN_CODE for this test
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}
