@@ -21,7 +21,10 @@
 #include "ika/cuda/launch_plan.hpp"
 #include "ika/heads/heads.hpp"
 #include "ika/kernels/kernel_traits.hpp"
+#include "ika/kernels/rbf.hpp"
+#include "ika/masks/causal.hpp"
 #include "ika/masks/mask_traits.hpp"
+#include "ika/norms/lp_norm.hpp"
 #include "ika/norms/norm_traits.hpp"
 
 namespace ika::cuda {
