@@ -5,6 +5,8 @@
     python3 bench/torch_compare.py --threads 1 2 --json bench/results/torch.json
     python3 bench/torch_compare.py --check                  # also the self-consistency check first
     python3 bench/torch_compare.py --device cuda --threads 1  # on a GPU
+    python3 bench/torch_compare.py --device cuda --threads 1 --batch 4 --heads 16 --lengths 1024 2048 4096
+                                                              # bench_cuda_attention's shape
 
 What it runs: the shape of bench_attention (bench/common.hpp, bench/README.md): fp32, B = 1, H = 8,
 D = Dv = 64, Lq = Lk = L (default L in {256, 1024, 4096}), q, k, v ~ N(0, 1) in (B, H, L, D)
@@ -289,6 +291,8 @@ def parse_args(argv):
                     help="methods to time (default: all)")
     ap.add_argument("--json", metavar="OUT.json", help="write the results and the machine info to this file")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device (default: cpu)")
+    ap.add_argument("--batch", type=int, default=B, help=f"B (default: {B}; bench_cuda_attention uses 4)")
+    ap.add_argument("--heads", type=int, default=H, help=f"H (default: {H}; bench_cuda_attention uses 16)")
     ap.add_argument("--check", action="store_true",
                     help=f"first compare torch_ika_paper (and torch_sdpa) with a float64 reference at L={CHECK_L}")
     args = ap.parse_args(argv)
@@ -296,6 +300,8 @@ def parse_args(argv):
         ap.error("--threads: counts must be ≥ 1")
     if any(L < 1 for L in args.lengths):
         ap.error("--lengths: lengths must be ≥ 1")
+    if args.batch < 1 or args.heads < 1:
+        ap.error("--batch and --heads must be ≥ 1")
     if args.repeats < 1:
         ap.error("--repeats must be ≥ 1")
     if not args.min_time > 0:
@@ -304,7 +310,9 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    global B, H
     args = parse_args(argv)
+    B, H = args.batch, args.heads
 
     global torch
     try:

@@ -6,8 +6,11 @@
 // softmax(QKᵀ/√D): the point of the family both sides compute. Counters: TFLOP/s (4·B·H·L²·D
 // flops) and, once per shape, the largest difference between the two outputs relative to the
 // largest output (max_rel_diff), so a wrong GPU path cannot report a good time unnoticed.
-//   cuda_fused/L:<L>/D:<D>       ika::cuda::attention
+//   cuda_fused/L:<L>/D:<D>       ika::cuda::attention, rbf + L2 (softmax)
 //   cublas_unfused/L:<L>/D:<D>   the baseline (cuBLAS's default fp32 math mode, no TF32)
+//   cuda_fused_ika/L:<L>/D:<D>   ika::cuda::attention, the IKA kernel (yaglom_rff M = 64, seed 42,
+//                                + lp{3}); compare with bench/torch_compare.py --device cuda
+//                                --batch 4 --heads 16 (torch_ika_paper, the paper's formulation)
 
 #include <benchmark/benchmark.h>
 #include <cublas_v2.h>
@@ -119,10 +122,12 @@ void unfused(problem& p) {
         "P·V");
 }
 
-void fused(problem& p) {
+enum class method { fused_softmax, fused_ika, unfused };
+
+template <class Logit>
+void fused(problem& p, const Logit& logit) {
   const auto view = [&](float* x) { return ika::bhld(x, B, H, p.L, p.D); };
-  ika::cuda::attention(view(p.q.data), view(p.k.data), view(p.v.data), view(p.out_fused.data),
-                       ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}),
+  ika::cuda::attention(view(p.q.data), view(p.k.data), view(p.v.data), view(p.out_fused.data), logit,
                        {.lse = ika::bhl(p.lse.data, B, H, p.L)});
 }
 
@@ -138,12 +143,16 @@ double max_relative_difference(const problem& p) {
   return diff / std::max(scale, 1e-30);
 }
 
-template <bool Fused>
-void run(benchmark::State& state) {
+void run(benchmark::State& state, method m) {
   problem& p = problem_for(state.range(0), state.range(1));
+  const auto softmax = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0});
+  const auto ika_kernel = ika::log_kernel(ika::yaglom_rff<float>::from_seed(42, H, p.D, 64)) + ika::magnitude(ika::lp{3.0});
   const auto call = [&] {
-    if constexpr (Fused) fused(p);
-    else unfused(p);
+    switch (m) {
+    case method::fused_softmax: fused(p, softmax); break;
+    case method::fused_ika: fused(p, ika_kernel); break;
+    case method::unfused: unfused(p); break;
+    }
   };
   call(); // warm-up (and the first call's cudaFuncSetAttribute)
   check(cudaDeviceSynchronize(), "warm-up");
@@ -163,7 +172,7 @@ void run(benchmark::State& state) {
   cudaEventDestroy(stop);
   const double flops = 4.0 * double(B * H) * double(p.L) * double(p.L) * double(p.D);
   state.counters["TFLOP/s"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
-  if constexpr (Fused) {
+  if (m == method::fused_softmax) {
     unfused(p);
     check(cudaDeviceSynchronize(), "baseline for the check");
     state.counters["max_rel_diff"] = max_relative_difference(p);
@@ -184,10 +193,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("gpu", properties.name);
   for (const ika::index_t D : {64, 128})
     for (const ika::index_t L : {1024, 2048, 4096}) {
-      benchmark::RegisterBenchmark("cuda_fused", run<true>)->Args({L, D})->ArgNames({"L", "D"})->UseManualTime()
-          ->Unit(benchmark::kMillisecond)->MinTime(0.2);
-      benchmark::RegisterBenchmark("cublas_unfused", run<false>)->Args({L, D})->ArgNames({"L", "D"})->UseManualTime()
-          ->Unit(benchmark::kMillisecond)->MinTime(0.2);
+      for (const auto& [name, m] : {std::pair{"cuda_fused", method::fused_softmax},
+                                    std::pair{"cublas_unfused", method::unfused},
+                                    std::pair{"cuda_fused_ika", method::fused_ika}})
+        benchmark::RegisterBenchmark(name, run, m)->Args({L, D})->ArgNames({"L", "D"})->UseManualTime()
+            ->Unit(benchmark::kMillisecond)->MinTime(0.2);
     }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

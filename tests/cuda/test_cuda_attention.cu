@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <limits>
 #include <sstream>
 
 #include <ika/cuda/attention.cuh>
@@ -46,6 +47,57 @@ ika::tensor_view<T> on_device(const ika::tensor_view<T>& host_view, const T* hos
   return view;
 }
 
+// The same values in double, contiguous (B, H, L, ·): the reference's inputs.
+qkv_problem<double> in_double(const qkv_problem<float>& p) {
+  qkv_problem<double> pd(layout::bhld, p.B, p.Hq, p.Hkv, p.Lq, p.Lk, p.D, p.Dv, 0);
+  for (index_t b = 0; b < p.B; ++b)
+    for (index_t h = 0; h < p.Hq; ++h)
+      for (index_t i = 0; i < p.Lq; ++i)
+        for (index_t d = 0; d < p.D; ++d) pd.q(b, h, i, d) = p.q(b, h, i, d);
+  for (index_t b = 0; b < p.B; ++b)
+    for (index_t h = 0; h < p.Hkv; ++h)
+      for (index_t j = 0; j < p.Lk; ++j) {
+        for (index_t d = 0; d < p.D; ++d) pd.k(b, h, j, d) = p.k(b, h, j, d);
+        for (index_t d = 0; d < p.Dv; ++d) pd.v(b, h, j, d) = p.v(b, h, j, d);
+      }
+  return pd;
+}
+
+// Gradients on the GPU (from the GPU forward's out and lse) against the reference backward in
+// double, for a random d_out.
+template <class Heads = ika::grouped_heads, class Expr>
+void compare_gradients(const qkv_problem<float>& p, const Expr& expr, const std::string& what) {
+  REQUIRE(p.packed_data.empty());
+  std::vector<float> d_out_host(std::size_t(p.B * p.Hq * p.Lq * p.Dv));
+  fill_normal(d_out_host, 77);
+  device_vector<float> q_d(p.q_data), k_d(p.k_data), v_d(p.v_data), g_d(d_out_host);
+  const auto q = on_device(p.q, p.q_data.data(), q_d.data), k = on_device(p.k, p.k_data.data(), k_d.data),
+             v = on_device(p.v, p.v_data.data(), v_d.data);
+  device_vector<float> out_d(std::vector<float>(d_out_host.size())), lse_d(std::vector<float>(std::size_t(p.B * p.Hq * p.Lq)));
+  // gradients prefilled with NaN: an element the backward does not write shows up
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  device_vector<float> dq_d(std::vector<float>(p.q_data.size(), nan)), dk_d(std::vector<float>(p.k_data.size(), nan)),
+      dv_d(std::vector<float>(p.v_data.size(), nan));
+  const auto out = ika::bhld(out_d.data, p.B, p.Hq, p.Lq, p.Dv);
+  const auto lse = ika::bhl(lse_d.data, p.B, p.Hq, p.Lq);
+  ika::cuda::attention<Heads>(q, k, v, out, expr, {.lse = lse});
+  ika::attention_grads<float> grads{on_device(p.q, p.q_data.data(), dq_d.data), on_device(p.k, p.k_data.data(), dk_d.data),
+                                    on_device(p.v, p.v_data.data(), dv_d.data)};
+  ika::cuda::attention_backward<Heads>(q, k, v, ika::tensor_view<const float>(out), ika::bhl(static_cast<const float*>(lse_d.data), p.B, p.Hq, p.Lq),
+                                       ika::tensor_view<const float>(ika::bhld(g_d.data, p.B, p.Hq, p.Lq, p.Dv)), expr,
+                                       grads);
+  ika::cuda::detail::check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  const qkv_problem<double> pd = in_double(p);
+  const std::vector<double> d_out_double(d_out_host.begin(), d_out_host.end());
+  const auto ref = ika::reference::attention_backward<Heads>(
+      pd.q, pd.k, pd.v, ika::bhld(d_out_double.data(), p.B, p.Hq, p.Lq, p.Dv), expr);
+  INFO(what);
+  constexpr double gradient_tolerance = 1e-3;
+  CHECK(relative_error(dq_d.to_host(), ref.dq) <= gradient_tolerance);
+  CHECK(relative_error(dk_d.to_host(), ref.dk) <= gradient_tolerance);
+  CHECK(relative_error(dv_d.to_host(), ref.dv) <= gradient_tolerance);
+}
+
 template <class Heads = ika::grouped_heads, class Expr>
 void compare_with_reference(const qkv_problem<float>& p, const Expr& expr, const std::string& what) {
   const bool packed = !p.packed_data.empty();
@@ -62,19 +114,7 @@ void compare_with_reference(const qkv_problem<float>& p, const Expr& expr, const
   gpu.out = out_d.to_host();
   gpu.lse = lse_d.to_host();
   // the reference in double, from the same (float) inputs
-  std::vector<double> qd(p.q_data.begin(), p.q_data.end()), kd(p.k_data.begin(), p.k_data.end()),
-      vd(p.v_data.begin(), p.v_data.end());
-  qkv_problem<double> pd(layout::bhld, p.B, p.Hq, p.Hkv, p.Lq, p.Lk, p.D, p.Dv, 0);
-  for (index_t b = 0; b < p.B; ++b)
-    for (index_t h = 0; h < p.Hq; ++h)
-      for (index_t i = 0; i < p.Lq; ++i)
-        for (index_t d = 0; d < p.D; ++d) pd.q(b, h, i, d) = p.q(b, h, i, d);
-  for (index_t b = 0; b < p.B; ++b)
-    for (index_t h = 0; h < p.Hkv; ++h)
-      for (index_t j = 0; j < p.Lk; ++j) {
-        for (index_t d = 0; d < p.D; ++d) pd.k(b, h, j, d) = p.k(b, h, j, d);
-        for (index_t d = 0; d < p.Dv; ++d) pd.v(b, h, j, d) = p.v(b, h, j, d);
-      }
+  const qkv_problem<double> pd = in_double(p);
   ika::reference::attention<Heads>(pd.q, pd.k, pd.v, ref.o(), expr, {.lse = ref.l()});
   INFO(what);
   CHECK_FALSE(any_nan(gpu.out));
@@ -95,11 +135,16 @@ struct heads_case {
 constexpr heads_case gpu_heads[] = {{"independent", 3, 3}, {"grouped", 4, 2}, {"multi-query", 3, 1}};
 
 template <class F>
-void for_each_gpu_kernel(F&& f) {
+void for_each_gpu_kernel(index_t Hq, index_t D, F&& f) {
   f("rbf", ika::rbf{});
   f("rbf(bandwidth 2)", ika::rbf{2.0});
   f("dot_product", ika::dot_product{});
   f("laplacian", ika::laplacian{});
+  f("random_fourier(M = 16, shared by the heads)", ika::random_fourier<>::from_seed(5, 1, D, 16));
+  auto clamped = ika::random_fourier<>::from_seed(6, Hq, D, 7);
+  clamped.estimate = ika::rff_estimate::clamp;
+  f("random_fourier(M = 7 per head, clamp)", clamped);
+  f("yaglom_rff(M = 33 per head)", ika::yaglom_rff<>::from_seed(7, Hq, D, 33));
 }
 
 template <class F>
@@ -129,7 +174,7 @@ TEST_CASE("cuda::attention == reference for every GPU kernel x norm x mask x hea
     const layout l = sc.Lq == sc.Lk && shape_index % 2 == 0 ? layout::packed : shape_index % 2 ? layout::blhd : layout::bhld;
     const qkv_problem<float> p(l, 2, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 500 + shape_index, 0.7);
     for_each_gpu_mask([&](const char* mask_name, const auto& mask_expr) {
-      for_each_gpu_kernel([&](const char* kernel_name, const auto& kernel) {
+      for_each_gpu_kernel(hc.Hq, sc.D, [&](const char* kernel_name, const auto& kernel) {
         for_each_gpu_norm([&](const char* norm_name, const auto& norm) {
           std::ostringstream what;
           what << hc.name << " " << name(l) << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D << " Dv=" << sc.Dv
@@ -140,7 +185,33 @@ TEST_CASE("cuda::attention == reference for every GPU kernel x norm x mask x hea
       });
     });
   }
-  CHECK(cases == std::size(gpu_shapes) * 3 * 4 * 6);
+  CHECK(cases == std::size(gpu_shapes) * 3 * 7 * 6);
+}
+
+TEST_CASE("cuda::attention_backward == reference backward for the kernels with GPU backward hooks") {
+  constexpr gpu_shape backward_shapes[] = {{1, 1, 8, 8}, {7, 7, 33, 9}, {33, 33, 64, 17}, {5, 40, 16, 5}};
+  std::size_t cases = 0;
+  for (std::size_t shape_index = 0; shape_index < std::size(backward_shapes); ++shape_index) {
+    const gpu_shape& sc = backward_shapes[shape_index];
+    const heads_case& hc = gpu_heads[shape_index % std::size(gpu_heads)];
+    const qkv_problem<float> p(shape_index % 2 ? layout::blhd : layout::bhld, 2, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D,
+                               sc.Dv, 900 + shape_index, 0.7);
+    for_each_gpu_mask([&](const char* mask_name, const auto& mask_expr) {
+      const auto check = [&](const char* kernel_name, const auto& kernel) {
+        for_each_gpu_norm([&](const char* norm_name, const auto& norm) {
+          std::ostringstream what;
+          what << "backward " << hc.name << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D << " Dv=" << sc.Dv
+               << " mask=" << mask_name << " kernel=" << kernel_name << " norm=" << norm_name;
+          compare_gradients(p, ika::log_kernel(kernel) + ika::magnitude(norm) + mask_expr, what.str());
+          ++cases;
+        });
+      };
+      check("rbf", ika::rbf{});
+      check("dot_product", ika::dot_product{});
+      check("laplacian", ika::laplacian{});
+    });
+  }
+  CHECK(cases == std::size(backward_shapes) * 3 * 3 * 6);
 }
 
 TEST_CASE("cuda::attention: independent heads, fully masked rows give zeros and -inf") {

@@ -101,7 +101,23 @@ struct packed_spectral {
       for (index_t d = 0; d < dim; ++d)
         for (index_t m = 0; m < count; ++m) data[(h * dim + d) * padded + m] = T(factor * double(w(h, d, m)));
   }
-  const T* head(index_t h) const { return data + (heads == 1 ? 0 : h) * dim * padded; }
+  IKA_HOST_DEVICE const T* head(index_t h) const { return data + (heads == 1 ? 0 : h) * dim * padded; }
+
+  // (factor · Ω_hᵀ x)[m] for one row and one point: the GPU's per-thread feature map
+  IKA_HOST_DEVICE T project_point(index_t h, const T* x, index_t m) const {
+    const T* omega = head(h) + m;
+    T z = 0;
+    for (index_t d = 0; d < dim; ++d) z += x[d] * omega[d * padded];
+    return z;
+  }
+
+  // The same points where copy(host values, n) puts them (GPU memory, for the CUDA engine).
+  template <class Copy>
+  packed_spectral placed(Copy&& copy) const {
+    packed_spectral moved = *this;
+    moved.data = copy(data, std::size_t(heads * dim * padded));
+    return moved;
+  }
 
   // z[0:count] = factor · Ω_hᵀ x for one row (the backward's recomputation)
   void project_row(index_t h, const T* x, T* z) const {
@@ -182,24 +198,30 @@ struct rff_bound_common {
   double epsilon;
 
   template <class V>
-  V kernel_value(const V& s) const {
+  IKA_HOST_DEVICE V kernel_value(const V& s) const {
     using E = simd::scalar_of_t<V>;
     if (estimate == rff_estimate::squared) return simd::fma(s, s, V(E(epsilon)));
     return simd::max(s, V(E(epsilon)));
   }
   template <class V>
-  V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
+  IKA_HOST_DEVICE V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
   T log_kernel_derivative(T s) const {
     if (estimate == rff_estimate::squared) return T(2) * s / (s * s + T(epsilon));
     return s > T(epsilon) ? T(1) / s : T(0);
   }
 
-  double prepare_query(index_t h, const T* x, T* features) const {
+  // one row: the block hook on the CPU, one thread's loop over the points on the GPU
+  IKA_HOST_DEVICE double prepare_query(index_t h, const T* x, T* features) const {
+#if defined(__CUDA_ARCH__)
+    static_cast<const Derived&>(*this).features_of_row(h, x, features);
+    return 0;
+#else
     double term;
     static_cast<const Derived&>(*this).prepare_rows(h, &x, 1, features, &term);
     return term;
+#endif
   }
-  double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
+  IKA_HOST_DEVICE double prepare_key(index_t h, const T* x, T* features) const { return prepare_query(h, x, features); }
 };
 
 // σ² of a seeded draw: the argument, or √dim for 0.
@@ -244,7 +266,22 @@ struct random_fourier {
     detail::packed_spectral<T> omega;
     T feature_scale;
 
-    index_t feature_dim() const { return 2 * omega.count; }
+    static constexpr bool device_hooks = true; // after device_copy: the points in GPU memory
+    IKA_HOST_DEVICE index_t feature_dim() const { return 2 * omega.count; }
+    template <class Copy>
+    bound device_copy(Copy&& copy) const {
+      bound moved = *this;
+      moved.omega = omega.placed(copy);
+      return moved;
+    }
+    IKA_HOST_DEVICE void features_of_row(index_t h, const T* x, T* features) const {
+      const index_t M = omega.count;
+      for (index_t m = 0; m < M; ++m) {
+        const T z = omega.project_point(h, x, m);
+        features[m] = feature_scale * std::cos(z);
+        features[M + m] = feature_scale * std::sin(z);
+      }
+    }
     static constexpr index_t rows_per_block = detail::packed_spectral<T>::rows;
 
     // Features of n <= rows_per_block rows at once (queries and keys share the map), row stride F.
@@ -330,7 +367,23 @@ struct yaglom_rff {
     detail::packed_spectral<T> w1, w2;
     T feature_scale;
 
-    index_t feature_dim() const { return 2 * w1.count; }
+    static constexpr bool device_hooks = true; // after device_copy: the points in GPU memory
+    IKA_HOST_DEVICE index_t feature_dim() const { return 2 * w1.count; }
+    template <class Copy>
+    bound device_copy(Copy&& copy) const {
+      bound moved = *this;
+      moved.w1 = w1.placed(copy);
+      moved.w2 = w2.placed(copy);
+      return moved;
+    }
+    IKA_HOST_DEVICE void features_of_row(index_t h, const T* x, T* features) const {
+      const index_t M = w1.count;
+      for (index_t m = 0; m < M; ++m) {
+        const T a = w1.project_point(h, x, m), b = w2.project_point(h, x, m);
+        features[m] = feature_scale * (std::cos(a) + std::cos(b));
+        features[M + m] = feature_scale * (std::sin(a) + std::sin(b));
+      }
+    }
     static constexpr index_t rows_per_block = detail::packed_spectral<T>::rows;
 
     // Features of n <= rows_per_block rows at once (queries and keys share the map), row stride F.

@@ -61,11 +61,11 @@ struct rbf {
 
     // backward hooks: d log κ / ds, and the chain through prepare_* (features and row term) to x
     static constexpr bool log_kernel_is_identity = true; // the backward may skip the epilogue's chain rule
-    T log_kernel_derivative(T) const { return T(1); }
-    void prepare_query_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
+    IKA_HOST_DEVICE T log_kernel_derivative(T) const { return T(1); }
+    IKA_HOST_DEVICE void prepare_query_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] * inverse_bandwidth_sq - T(dterm) * x[d] * inverse_bandwidth_sq;
     }
-    void prepare_key_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
+    IKA_HOST_DEVICE void prepare_key_backward(index_t, const T* x, const T* dfeatures, double dterm, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] - T(dterm) * x[d] * inverse_bandwidth_sq;
     }
   };
@@ -110,11 +110,11 @@ struct dot_product {
     IKA_HOST_DEVICE V log_kernel(const V& s) const { return s; }
 
     static constexpr bool log_kernel_is_identity = true;
-    T log_kernel_derivative(T) const { return T(1); }
-    void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
+    IKA_HOST_DEVICE T log_kernel_derivative(T) const { return T(1); }
+    IKA_HOST_DEVICE void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d] * scale;
     }
-    void prepare_key_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
+    IKA_HOST_DEVICE void prepare_key_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d];
     }
   };
@@ -155,11 +155,11 @@ struct laplacian {
     IKA_HOST_DEVICE V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
 
     // backward: the features are the row itself; d|a − b|/da = sign(a − b) is the engine's part
-    T log_kernel_derivative(T) const { return negative_inverse_bandwidth; }
-    void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
+    IKA_HOST_DEVICE T log_kernel_derivative(T) const { return negative_inverse_bandwidth; }
+    IKA_HOST_DEVICE void prepare_query_backward(index_t, const T*, const T* dfeatures, double, T* dx) const {
       for (index_t d = 0; d < dim; ++d) dx[d] += dfeatures[d];
     }
-    void prepare_key_backward(index_t h, const T* x, const T* dfeatures, double dterm, T* dx) const {
+    IKA_HOST_DEVICE void prepare_key_backward(index_t h, const T* x, const T* dfeatures, double dterm, T* dx) const {
       prepare_query_backward(h, x, dfeatures, dterm, dx);
     }
   };

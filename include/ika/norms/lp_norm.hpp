@@ -75,24 +75,24 @@ struct lp {
     }
 
     // dx += g · ∂μ/∂x (at p = ∞ the subgradient at the first largest entry; 0 at x = 0)
-    void magnitude_backward(const T* x, double g, T* dx) const {
+    IKA_HOST_DEVICE void magnitude_backward(const T* x, double g, T* dx) const {
       if (g == 0) return;
       const double P = double(p);
-      if (std::isinf(P)) {
+      if (P == lp::infinity) {
         index_t arg = 0;
         for (index_t d = 1; d < dim; ++d)
-          if (std::abs(x[d]) > std::abs(x[arg])) arg = d;
-        const double a = std::abs(double(x[arg]));
-        dx[arg] += T(g * exponent / divisor * std::pow(a, exponent - 1) * ((x[arg] > 0) - (x[arg] < 0)));
+          if (::fabs(double(x[d])) > ::fabs(double(x[arg]))) arg = d;
+        const double a = ::fabs(double(x[arg]));
+        dx[arg] += T(g * exponent / divisor * ::pow(a, exponent - 1) * ((x[arg] > 0) - (x[arg] < 0)));
         return;
       }
       double s = 0;
-      for (index_t d = 0; d < dim; ++d) s += std::pow(std::abs(double(x[d])), P);
+      for (index_t d = 0; d < dim; ++d) s += ::pow(::fabs(double(x[d])), P);
       if (s == 0) return;
-      const double dmu_ds = exponent / P * std::pow(s, exponent / P - 1) / divisor;
+      const double dmu_ds = exponent / P * ::pow(s, exponent / P - 1) / divisor;
       for (index_t d = 0; d < dim; ++d)
         if (x[d] != 0)
-          dx[d] += T(g * dmu_ds * P * std::pow(std::abs(double(x[d])), P - 1) * ((x[d] > 0) - (x[d] < 0)));
+          dx[d] += T(g * dmu_ds * P * ::pow(::fabs(double(x[d])), P - 1) * ((x[d] > 0) - (x[d] < 0)));
     }
 
     // ∂μ/∂p for a learnable p (finite p). With s = Σ|x|^p and t = Σ|x|^p log|x|:
@@ -132,7 +132,7 @@ struct no_norm {
     static constexpr bool device_hooks = true;
     bool include_query = false;
     IKA_HOST_DEVICE double magnitude(const T*) const { return 0; }
-    void magnitude_backward(const T*, double, T*) const {}
+    IKA_HOST_DEVICE void magnitude_backward(const T*, double, T*) const {}
   };
   template <class T>
   bound<T> bind(index_t) const { return {}; }

@@ -53,31 +53,31 @@ IKA_ALWAYS_INLINE batch<T> load(const T* p) { return batch<T>::load_unaligned(p)
 template <class T>
 IKA_ALWAYS_INLINE void store(T* p, const batch<T>& v) { v.store_unaligned(p); }
 
-// ---- one spelling for scalars and batches --------------------------------------------------
+// ---- one spelling for scalars and batches (and, for scalars, for the GPU) -------------------
 template <class V>
-IKA_ALWAYS_INLINE V fma(const V& a, const V& b, const V& c) {
+IKA_HOST_DEVICE IKA_ALWAYS_INLINE V fma(const V& a, const V& b, const V& c) {
   if constexpr (is_batch<V>::value) return xsimd::fma(a, b, c);
   else return a * b + c;
 }
 template <class V>
-IKA_ALWAYS_INLINE V exp(const V& x) {
+IKA_HOST_DEVICE IKA_ALWAYS_INLINE V exp(const V& x) {
   if constexpr (is_batch<V>::value) return xsimd::exp(x);
   else return std::exp(x);
 }
 template <class V>
-IKA_ALWAYS_INLINE V log(const V& x) {
+IKA_HOST_DEVICE IKA_ALWAYS_INLINE V log(const V& x) {
   if constexpr (is_batch<V>::value) return xsimd::log(x);
   else return std::log(x);
 }
 template <class V>
-IKA_ALWAYS_INLINE V abs(const V& x) {
+IKA_HOST_DEVICE IKA_ALWAYS_INLINE V abs(const V& x) {
   if constexpr (is_batch<V>::value) return xsimd::abs(x);
   else return std::abs(x);
 }
 template <class V>
-IKA_ALWAYS_INLINE V max(const V& a, const V& b) {
+IKA_HOST_DEVICE IKA_ALWAYS_INLINE V max(const V& a, const V& b) {
   if constexpr (is_batch<V>::value) return xsimd::max(a, b);
-  else return std::max(a, b);
+  else return a < b ? b : a;
 }
 
 // |x|^p for p > 0, with 0^p = 0 (the log form alone would give exp(-inf) = 0 too, kept explicit).
