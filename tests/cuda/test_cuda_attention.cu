@@ -188,7 +188,7 @@ TEST_CASE("cuda::attention == reference for every GPU kernel x norm x mask x hea
   CHECK(cases == std::size(gpu_shapes) * 3 * 7 * 6);
 }
 
-TEST_CASE("cuda::attention_backward == reference backward for the kernels with GPU backward hooks") {
+TEST_CASE("cuda::attention_backward == reference backward for every GPU kernel x norm x mask x heads") {
   constexpr gpu_shape backward_shapes[] = {{1, 1, 8, 8}, {7, 7, 33, 9}, {33, 33, 64, 17}, {5, 40, 16, 5}};
   std::size_t cases = 0;
   for (std::size_t shape_index = 0; shape_index < std::size(backward_shapes); ++shape_index) {
@@ -209,9 +209,11 @@ TEST_CASE("cuda::attention_backward == reference backward for the kernels with G
       check("rbf", ika::rbf{});
       check("dot_product", ika::dot_product{});
       check("laplacian", ika::laplacian{});
+      check("random_fourier(M = 16, shared)", ika::random_fourier<>::from_seed(15, 1, sc.D, 16));
+      check("yaglom_rff(M = 9 per head)", ika::yaglom_rff<>::from_seed(17, hc.Hq, sc.D, 9));
     });
   }
-  CHECK(cases == std::size(backward_shapes) * 3 * 3 * 6);
+  CHECK(cases == std::size(backward_shapes) * 3 * 5 * 6);
 }
 
 TEST_CASE("cuda::attention: independent heads, fully masked rows give zeros and -inf") {

@@ -219,8 +219,8 @@ void attention(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, tensor_view
 
 // Gradients of the attention output given d_out on the GPU, from the forward's out and
 // log-sum-exp: the contract of ika::attention_backward (dq, dk, dv overwritten), all tensors in
-// GPU memory, asynchronous on `stream`. Kernels with GPU backward hooks: rbf, dot_product,
-// laplacian (random-feature kernels, spectral, bias and p gradients: not yet on the GPU).
+// GPU memory, asynchronous on `stream`. Every kernel the GPU forward takes; the optional spectral,
+// bias and p gradients are not computed on the GPU yet (they must be left empty).
 template <class Heads = grouped_heads, class Q, class K, class V, class T, class Kernel, class Norm, class... Masks>
 void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, tensor_view<const T> out,
                         row_stat_view<const T> lse, tensor_view<const T> d_out,
@@ -233,10 +233,12 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
                   b.log_kernel_derivative(T{});
                   b.prepare_query_backward(index_t{}, x, x, 0.0, dx);
                   b.prepare_key_backward(index_t{}, x, x, 0.0, dx);
-                } && !ika::detail::spectral_bound_kernel<bound_kernel>,
-                "ika::cuda::attention_backward: this kernel has no GPU backward hooks yet (IKA_HOST_DEVICE "
-                "log_kernel_derivative, prepare_query_backward, prepare_key_backward); on the GPU now: rbf, "
-                "dot_product, laplacian");
+                } || requires(const bound_kernel& b, const T* x, T* dx) {
+                  b.log_kernel_derivative(T{});
+                  b.feature_backward(index_t{}, x, x, dx, dx);
+                },
+                "ika::cuda::attention_backward: this kernel has no GPU backward hooks (IKA_HOST_DEVICE "
+                "log_kernel_derivative and prepare_query_backward / prepare_key_backward, or feature_backward)");
   const attention_shape shape =
       ika::detail::check_attention_args<Heads>(q, k, v, out, attention_options<const T>{});
   auto same = [](const auto& a, const auto& b) {
@@ -262,8 +264,10 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
   call_type call(shape, logit, q, k, stream);
   const detail::forward_shape& s = call.s;
   const index_t query_rows = call.query_rows(), key_rows = s.batch * s.kv_heads * s.k_len;
+  const index_t dz_size = detail::projection_scratch(call.kernel);
   detail::device_scratch<T> delta(std::size_t(query_rows), stream), dfq(std::size_t(query_rows * s.features), stream),
-      dfk(std::size_t(key_rows * s.features), stream);
+      dfk(std::size_t(key_rows * s.features), stream), dz_query(std::size_t(query_rows * dz_size), stream),
+      dz_key(std::size_t(key_rows * dz_size), stream);
   constexpr unsigned threads = call_type::row_threads;
   if (query_rows > 0) {
     detail::output_dot<T><<<detail::blocks_for(query_rows, threads), threads, 0, stream>>>(out, d_out, s, delta.data());
@@ -278,12 +282,13 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
                              tensor_view<const T>(v), d_out, s};
         if (query_rows > 0) {
           detail::query_rows_backward<T, Heads, Kernel><<<detail::blocks_for(query_rows, threads), threads, 0, stream>>>(
-              pair, tensor_view<const T>(q), grads.dq, dfq.data(), bound_masks...);
+              pair, tensor_view<const T>(q), grads.dq, dfq.data(), dz_query.data(), dz_size, bound_masks...);
           detail::check(cudaGetLastError(), "query_rows_backward launch");
         }
         if (key_rows > 0) {
           detail::key_rows_backward<T, Heads, Kernel><<<detail::blocks_for(key_rows, threads), threads, 0, stream>>>(
-              call.norm, pair, tensor_view<const T>(k), grads.dk, grads.dv, dfk.data(), bound_masks...);
+              call.norm, pair, tensor_view<const T>(k), grads.dk, grads.dv, dfk.data(), dz_key.data(), dz_size,
+              bound_masks...);
           detail::check(cudaGetLastError(), "key_rows_backward launch");
         }
       },

@@ -14,6 +14,7 @@
 #include <math_constants.h>
 
 #include "ika/core/tensor_view.hpp"
+#include "ika/cpu/fused_backward.hpp"
 #include "ika/cuda/forward.cuh"
 #include "ika/kernels/kernel_traits.hpp"
 
@@ -76,10 +77,32 @@ struct pair_recompute {
   }
 };
 
+// dx of one prepared row from its feature gradient (and row-term gradient): the kernel's row
+// hook, or for the random-feature kernels feature_backward (dz: scratch of projection_dim()).
+template <class BoundKernel, class T>
+__device__ void row_backward(const BoundKernel& kernel, bool query, index_t h, const T* x, const T* dfeatures,
+                             double dterm, T* dx, T* dz) {
+  if constexpr (ika::detail::spectral_bound_kernel<BoundKernel>) {
+    kernel.feature_backward(h, x, dfeatures, dx, dz);
+  } else if (query) {
+    kernel.prepare_query_backward(h, x, dfeatures, dterm, dx);
+  } else {
+    kernel.prepare_key_backward(h, x, dfeatures, dterm, dx);
+  }
+}
+
+// Scratch values per row for row_backward's dz.
+template <class BoundKernel>
+index_t projection_scratch(const BoundKernel& kernel) {
+  if constexpr (ika::detail::spectral_bound_kernel<BoundKernel>) return kernel.projection_dim();
+  else return 0;
+}
+
 // dq: one thread per query row (b, h, i); dfq (scratch, F per row) then the kernel's query hook.
 template <class T, class Heads, class Kernel, class BoundKernel, class... BoundMasks>
 __global__ void query_rows_backward(pair_recompute<T, Kernel, BoundKernel, BoundMasks...> pair, tensor_view<const T> q,
-                                    tensor_view<T> dq, T* dfq_scratch, BoundMasks... masks) {
+                                    tensor_view<T> dq, T* dfq_scratch, T* dz_scratch, index_t dz_size,
+                                    BoundMasks... masks) {
   const forward_shape& s = pair.s;
   const BoundKernel& kernel = pair.kernel;
   const index_t rows = s.batch * s.q_heads * s.q_len;
@@ -103,7 +126,7 @@ __global__ void query_rows_backward(pair_recompute<T, Kernel, BoundKernel, Bound
   T* dx = dq.row(b, h, i);
   for (index_t d = 0; d < q.cols; ++d) dx[d] = T(0);
   // the query's row term is constant along the row: it does not move the output
-  kernel.prepare_query_backward(h, q.row(b, h, i), dfq, 0.0, dx);
+  row_backward(kernel, true, h, q.row(b, h, i), dfq, 0.0, dx, dz_scratch + row * dz_size);
 }
 
 // dk and dv: one thread per key row (b, hk, j), over the query heads it serves and their rows;
@@ -112,7 +135,7 @@ __global__ void query_rows_backward(pair_recompute<T, Kernel, BoundKernel, Bound
 template <class T, class Heads, class Kernel, class BoundKernel, class BoundNorm, class... BoundMasks>
 __global__ void key_rows_backward(BoundNorm norm, pair_recompute<T, Kernel, BoundKernel, BoundMasks...> pair,
                                   tensor_view<const T> k, tensor_view<T> dk, tensor_view<T> dv, T* dfk_scratch,
-                                  BoundMasks... masks) {
+                                  T* dz_scratch, index_t dz_size, BoundMasks... masks) {
   const forward_shape& s = pair.s;
   const BoundKernel& kernel = pair.kernel;
   const index_t rows = s.batch * s.kv_heads * s.k_len;
@@ -150,7 +173,7 @@ __global__ void key_rows_backward(BoundNorm norm, pair_recompute<T, Kernel, Boun
         }
       }
     }
-    kernel.prepare_key_backward(hf, x, dfk, dterm, dx);
+    row_backward(kernel, false, hf, x, dfk, dterm, dx, dz_scratch + row * dz_size);
     norm.magnitude_backward(x, dterm, dx);
   }
 }

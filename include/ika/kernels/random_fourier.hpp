@@ -120,9 +120,9 @@ struct packed_spectral {
   }
 
   // z[0:count] = factor · Ω_hᵀ x for one row (the backward's recomputation)
-  void project_row(index_t h, const T* x, T* z) const {
+  IKA_HOST_DEVICE void project_row(index_t h, const T* x, T* z) const {
     const T* omega = head(h);
-    std::fill(z, z + count, T(0));
+    for (index_t m = 0; m < count; ++m) z[m] = T(0);
     for (index_t d = 0; d < dim; ++d) {
       const T xd = x[d];
       const T* w = omega + d * padded;
@@ -130,9 +130,17 @@ struct packed_spectral {
     }
   }
   // dx += factor · Ω_h dz: the pull-back of project_row
-  void project_row_backward(index_t h, const T* dz, T* dx) const {
+  IKA_HOST_DEVICE void project_row_backward(index_t h, const T* dz, T* dx) const {
     const T* omega = head(h);
-    for (index_t d = 0; d < dim; ++d) dx[d] += simd::dot(omega + d * padded, dz, count);
+    for (index_t d = 0; d < dim; ++d) {
+#if defined(__CUDA_ARCH__)
+      T sum = 0;
+      for (index_t m = 0; m < count; ++m) sum += omega[d * padded + m] * dz[m];
+      dx[d] += sum;
+#else
+      dx[d] += simd::dot(omega + d * padded, dz, count);
+#endif
+    }
   }
   // out(h, d, m) += factor · G[d][m] for G of row stride ld: Σ_rows x ⊗ dz, pulled back to Ω
   template <class U>
@@ -205,7 +213,7 @@ struct rff_bound_common {
   }
   template <class V>
   IKA_HOST_DEVICE V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
-  T log_kernel_derivative(T s) const {
+  IKA_HOST_DEVICE T log_kernel_derivative(T s) const {
     if (estimate == rff_estimate::squared) return T(2) * s / (s * s + T(epsilon));
     return s > T(epsilon) ? T(1) / s : T(0);
   }
@@ -305,8 +313,8 @@ struct random_fourier {
     // backward: z = Ωᵀx per row; dz = d loss/dz (length projection_dim()), dx += Ω dz
     static constexpr int spectral_tensors = 1;
     index_t spectral_heads() const { return omega.heads; }
-    index_t projection_dim() const { return omega.count; }
-    void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
+    IKA_HOST_DEVICE index_t projection_dim() const { return omega.count; }
+    IKA_HOST_DEVICE void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
       const index_t M = omega.count;
       omega.project_row(h, x, dz);
       for (index_t m = 0; m < M; ++m) {
@@ -409,8 +417,8 @@ struct yaglom_rff {
     // backward: a = 2πW₁ᵀx, b = 2πW₂ᵀx; dz = [d loss/da, d loss/db]
     static constexpr int spectral_tensors = 2;
     index_t spectral_heads() const { return w1.heads; }
-    index_t projection_dim() const { return 2 * w1.count; }
-    void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
+    IKA_HOST_DEVICE index_t projection_dim() const { return 2 * w1.count; }
+    IKA_HOST_DEVICE void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
       const index_t M = w1.count;
       w1.project_row(h, x, dz);
       w2.project_row(h, x, dz + M);
