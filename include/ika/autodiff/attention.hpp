@@ -74,9 +74,27 @@ void check_attention_inputs(const logit_expression<Kernel, Norm, Masks...>& logi
 
 } // namespace detail
 
+// Where the node's forward and backward run: the fused CPU engines. Another engine (such as
+// ika::cuda::attention_engine, include/ika/cuda/autodiff.cuh) has the same two functions over
+// the tape's host tensors.
+struct cpu_attention_engine {
+  template <class Heads, class T, class Logit>
+  static void forward(tensor_view<const T> q, tensor_view<const T> k, tensor_view<const T> v, tensor_view<T> out,
+                      row_stat_view<T> lse, const Logit& logit) {
+    ika::attention<Heads>(q, k, v, out, logit, {.lse = lse});
+  }
+  template <class Heads, class T, class Logit>
+  static void backward(tensor_view<const T> q, tensor_view<const T> k, tensor_view<const T> v,
+                       tensor_view<const T> out, row_stat_view<const T> lse, tensor_view<const T> d_out,
+                       const Logit& logit, const attention_grads<T>& grads) {
+    ika::attention_backward<Heads>(q, k, v, out, lse, d_out, logit, grads);
+  }
+};
+
 // y = attention(q, k, v; logit). The tape keeps a copy of the expression for the backward; the
 // data its views read (masks, spectral points) must stay unchanged until tape.backward().
-template <class Heads = grouped_heads, class T, class Kernel, class Norm, class... Masks>
+template <class Heads = grouped_heads, class Engine = cpu_attention_engine, class T, class Kernel, class Norm,
+          class... Masks>
 variable<T> attention(tape<T>& tp, const variable<T>& q, const variable<T>& k, const variable<T>& v,
                       const logit_expression<Kernel, Norm, Masks...>& logit, const attention_inputs<T>& inputs = {}) {
   auto rank4 = [](const variable<T>& x, const char* name) {
@@ -96,9 +114,12 @@ variable<T> attention(tape<T>& tp, const variable<T>& q, const variable<T>& k, c
   for (const variable<T>* x : params) grad = grad || (x->defined() && tape<T>::needs_grad(*x));
   variable<T> y = tp.make_result(shape{B, Hq, Lq, Dv}, grad);
   tensor<T>& lse = tp.saved(shape{B, Hq, Lq});
-  ika::attention<Heads>(bhld(q.value().data(), B, Hq, Lq, D), bhld(k.value().data(), ks[0], Hkv, Lk, ks[3]),
-                 bhld(v.value().data(), vs[0], vs[1], vs[2], Dv), bhld(y.value().data(), B, Hq, Lq, Dv), logit,
-                 {.lse = bhl(lse.data(), B, Hq, Lq)});
+  const auto view = [](const variable<T>& x, index_t b, index_t h, index_t l, index_t d) {
+    return tensor_view<const T>(bhld(x.value().data(), b, h, l, d));
+  };
+  Engine::template forward<Heads>(view(q, B, Hq, Lq, D), view(k, ks[0], Hkv, Lk, ks[3]),
+                                  view(v, vs[0], vs[1], vs[2], Dv), bhld(y.value().data(), B, Hq, Lq, Dv),
+                                  bhl(lse.data(), B, Hq, Lq), logit);
   if (!grad) return y;
   // one scratch tensor for every gradient: dq | dk | dv | dΩ₀ | dΩ₁ | dbias | dp
   auto size_of = [](const variable<T>& x) { return x.defined() ? x.size() : index_t(0); };
@@ -139,8 +160,10 @@ variable<T> attention(tape<T>& tp, const variable<T>& q, const variable<T>& k, c
       grads.dbias = dense(dbias, d[0], d[1], d[2], d[3]);
     }
     if (pp && pp->requires_grad) grads.dp = take(1);
-    ika::attention_backward<Heads>(bhld(pq->value.data(), B, Hq, Lq, D), bhld(pk->value.data(), B, Hkv, Lk, D),
-                            bhld(pv->value.data(), B, Hkv, Lk, Dv), out, lse_view, d_out, *expr, grads);
+    Engine::template backward<Heads>(tensor_view<const T>(bhld(pq->value.data(), B, Hq, Lq, D)),
+                                     tensor_view<const T>(bhld(pk->value.data(), B, Hkv, Lk, D)),
+                                     tensor_view<const T>(bhld(pv->value.data(), B, Hkv, Lk, Dv)), out, lse_view,
+                                     d_out, *expr, grads);
     auto accumulate = [](ika::detail::ad_var<T>* p, const T* g) {
       if (p && p->requires_grad && g)
         for (index_t i = 0; i < p->grad.size(); ++i) p->grad[i] += g[i];
