@@ -338,7 +338,9 @@ int train(const settings& s, const std::vector<Attention>& attention) {
   return 0;
 }
 
-// One attention module per layer, of the kind the command line names.
+// One attention module per layer, of the kind the command line names, its node run by Engine
+// (the CPU's fused engines, or ika::cuda::attention_engine in fashion_mnist_cuda).
+template <class Engine>
 int dispatch(const settings& s) {
   const nn::attention_config base{.d_model = s.d_model, .heads = s.heads, .seed = s.seed};
   const index_t D = s.d_model / s.heads;
@@ -349,32 +351,32 @@ int dispatch(const settings& s) {
   };
   using yaglom = ika::yaglom_rff<float>;
   if (s.attention == "softmax") {
-    std::vector<nn::multihead_attention<float, ika::dot_product>> a;
+    std::vector<nn::multihead_attention<float, ika::dot_product, ika::no_norm, nn::no_spectral_source, ika::grouped_heads, Engine>> a;
     for (index_t l = 0; l < s.layers; ++l) a.emplace_back(config(l));
     return train(s, a);
   }
   if (s.attention == "rbf-lp") {
-    std::vector<nn::multihead_attention<float, ika::rbf, ika::lp>> a;
+    std::vector<nn::multihead_attention<float, ika::rbf, ika::lp, nn::no_spectral_source, ika::grouped_heads, Engine>> a;
     for (index_t l = 0; l < s.layers; ++l) a.emplace_back(config(l), ika::rbf{}, ika::lp{s.p});
     return train(s, a);
   }
   if (s.attention == "ikan-direct") {
     using source = nn::learned_points<float>;
-    std::vector<nn::multihead_attention<float, yaglom, ika::lp, source>> a;
+    std::vector<nn::multihead_attention<float, yaglom, ika::lp, source, ika::grouped_heads, Engine>> a;
     for (index_t l = 0; l < s.layers; ++l)
       a.emplace_back(config(l), yaglom{}, ika::lp{s.p}, source({s.heads, D, s.M}, nn::derive_seed(s.seed, 50 + std::uint64_t(l))));
     return train(s, a);
   }
   if (s.attention == "ika") {
     using source = nn::generated_points<float>;
-    std::vector<nn::multihead_attention<float, yaglom, ika::lp, source>> a;
+    std::vector<nn::multihead_attention<float, yaglom, ika::lp, source, ika::grouped_heads, Engine>> a;
     for (index_t l = 0; l < s.layers; ++l)
       a.emplace_back(config(l), yaglom{}, ika::lp{s.p}, source({s.heads, D, s.M}, nn::derive_seed(s.seed, 50 + std::uint64_t(l))));
     return train(s, a);
   }
   if (s.attention == "mikan") {
     using source = nn::copula_points<float>;
-    std::vector<nn::multihead_attention<float, yaglom, ika::lp, source>> a;
+    std::vector<nn::multihead_attention<float, yaglom, ika::lp, source, ika::grouped_heads, Engine>> a;
     for (index_t l = 0; l < s.layers; ++l)
       a.emplace_back(config(l), yaglom{}, ika::lp{s.p},
                      source({s.heads, D, s.M}, s.heads, nn::derive_seed(s.seed, 50 + std::uint64_t(l))));
@@ -405,6 +407,7 @@ int main(int argc, char** argv) {
   o.add("dropout", "0", "dropout in the encoder layers");
   o.add("seed", "1", "seed of every random draw");
   o.add("threads", "0", "OpenMP threads (0: all cores)");
+  o.add("device", "cpu", "where the attention runs: cpu | cuda (fashion_mnist_cuda only; the rest of the model stays on the CPU)");
   o.add("train-limit", "0", "use only the first N training images (0: all)");
   o.add("test-limit", "0", "use only the first N test images (0: all)");
   o.add("data", "/usr/share/datasets/fashion-mnist", "directory of the IDX files (Fashion-MNIST or MNIST)");
@@ -434,7 +437,17 @@ int main(int argc, char** argv) {
     if (s.layers < 1 || s.epochs < 1 || s.batch < 1 || s.heads < 1 || s.d_model % s.heads != 0 || 28 % s.patch != 0)
       throw std::invalid_argument("need layers, epochs, batch >= 1, d-model divisible by heads, patch dividing 28");
     if (const long threads = o.integer("threads"); threads > 0) omp_set_num_threads(int(threads));
-    return dispatch(s);
+    const std::string device = o.text("device");
+    if (device == "cuda") {
+#if defined(IKA_EXAMPLE_CUDA)
+      return dispatch<ika::cuda::attention_engine>(s);
+#else
+      throw std::invalid_argument("--device cuda: this build has no CUDA; configure with -DIKA_CUDA=ON and run "
+                                  "fashion_mnist_cuda");
+#endif
+    }
+    if (device != "cpu") throw std::invalid_argument("--device: cpu or cuda, got '" + device + "'");
+    return dispatch<ika::ad::cpu_attention_engine>(s);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "fashion_mnist: %s\n", e.what());
     return 1;

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 #include <ika/cuda/attention.cuh>
@@ -83,6 +84,18 @@ void compare_gradients(const qkv_problem<float>& p, const Expr& expr, const std:
   ika::cuda::attention<Heads>(q, k, v, out, expr, {.lse = lse});
   ika::attention_grads<float> grads{on_device(p.q, p.q_data.data(), dq_d.data), on_device(p.k, p.k_data.data(), dk_d.data),
                                     on_device(p.v, p.v_data.data(), dv_d.data)};
+  // the spectral points' gradients too, for the random-feature kernels
+  std::vector<std::unique_ptr<device_vector<float>>> dspectral_d;
+  if constexpr (requires { ika::detail::spectral_points(expr.kernel); }) {
+    const auto points = ika::detail::spectral_points(expr.kernel);
+    for (std::size_t t = 0; t < 2; ++t) {
+      if (points[t].data == nullptr) continue;
+      const auto& w = points[t];
+      dspectral_d.push_back(std::make_unique<device_vector<float>>(
+          std::vector<float>(std::size_t(w.heads * w.dim * w.count), nan)));
+      grads.dspectral[t] = ika::spectral(dspectral_d.back()->data, w.heads, w.dim, w.count);
+    }
+  }
   ika::cuda::attention_backward<Heads>(q, k, v, ika::tensor_view<const float>(out), ika::bhl(static_cast<const float*>(lse_d.data), p.B, p.Hq, p.Lq),
                                        ika::tensor_view<const float>(ika::bhld(g_d.data, p.B, p.Hq, p.Lq, p.Dv)), expr,
                                        grads);
@@ -96,6 +109,11 @@ void compare_gradients(const qkv_problem<float>& p, const Expr& expr, const std:
   CHECK(relative_error(dq_d.to_host(), ref.dq) <= gradient_tolerance);
   CHECK(relative_error(dk_d.to_host(), ref.dk) <= gradient_tolerance);
   CHECK(relative_error(dv_d.to_host(), ref.dv) <= gradient_tolerance);
+  REQUIRE(dspectral_d.size() == ref.dspectral.size());
+  for (std::size_t t = 0; t < dspectral_d.size(); ++t) {
+    INFO("spectral tensor ", t);
+    CHECK(relative_error(dspectral_d[t]->to_host(), ref.dspectral[t]) <= gradient_tolerance);
+  }
 }
 
 template <class Heads = ika::grouped_heads, class Expr>

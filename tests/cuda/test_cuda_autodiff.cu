@@ -64,6 +64,33 @@ TEST_CASE("ad::attention on the GPU engine == on the CPU engine: value and gradi
   }
 }
 
+TEST_CASE("ad::attention on the GPU engine == on the CPU engine: learned spectral points (yaglom_rff)") {
+  const index_t B = 2, H = 2, L = 7, D = 4, M = 5;
+  std::vector<float> grads[2][3];
+  for (int engine = 0; engine < 2; ++engine) {
+    auto q = random_variable<float>({B, H, L, D}, 1, 0.8), k = random_variable<float>({B, H, L, D}, 2, 0.8),
+         v = random_variable<float>({B, H, L, D}, 3, 0.8);
+    auto w1 = random_variable<float>({H, D, M}, 5, 0.3), w2 = random_variable<float>({H, D, M}, 6, 0.3);
+    ad::tape<float> tp;
+    const auto logit =
+        ika::log_kernel(ika::yaglom_rff{ika::spectral(static_cast<const float*>(w1.value().data()), H, D, M),
+                                        ika::spectral(static_cast<const float*>(w2.value().data()), H, D, M)}) +
+        ika::magnitude(ika::lp{3.0});
+    const ad::attention_inputs<float> inputs{{w1, w2}};
+    const auto y = engine == 0 ? ad::attention(tp, q, k, v, logit, inputs)
+                               : ad::attention<ika::grouped_heads, ika::cuda::attention_engine>(tp, q, k, v, logit, inputs);
+    tp.backward(ad::sum(tp, ad::tanh(tp, y)));
+    int i = 0;
+    for (auto* x : {&q, &w1, &w2}) grads[engine][i++].assign(x->grad().begin(), x->grad().end());
+  }
+  const char* names[] = {"q", "w1", "w2"};
+  for (int i = 0; i < 3; ++i) {
+    INFO(names[i]);
+    CHECK(largest(grads[0][i]) > 0);
+    CHECK(relative_difference(grads[1][i], grads[0][i]) <= 1e-4);
+  }
+}
+
 int main(int argc, char** argv) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {

@@ -78,6 +78,7 @@ void check_attention_inputs(const logit_expression<Kernel, Norm, Masks...>& logi
 // ika::cuda::attention_engine, include/ika/cuda/autodiff.cuh) has the same two functions over
 // the tape's host tensors.
 struct cpu_attention_engine {
+  static constexpr bool magnitude_dropout = true; // takes ika::magnitude_dropout norms
   template <class Heads, class T, class Logit>
   static void forward(tensor_view<const T> q, tensor_view<const T> k, tensor_view<const T> v, tensor_view<T> out,
                       row_stat_view<T> lse, const Logit& logit) {

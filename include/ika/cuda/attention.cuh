@@ -219,8 +219,9 @@ void attention(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, tensor_view
 
 // Gradients of the attention output given d_out on the GPU, from the forward's out and
 // log-sum-exp: the contract of ika::attention_backward (dq, dk, dv overwritten), all tensors in
-// GPU memory, asynchronous on `stream`. Every kernel the GPU forward takes; the optional spectral,
-// bias and p gradients are not computed on the GPU yet (they must be left empty).
+// GPU memory, asynchronous on `stream`. Every kernel the GPU forward takes, with the spectral
+// points' gradients (grads.dspectral, in GPU memory); the bias and p gradients are not computed
+// on the GPU yet (they must be left empty).
 template <class Heads = grouped_heads, class Q, class K, class V, class T, class Kernel, class Norm, class... Masks>
 void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, tensor_view<const T> out,
                         row_stat_view<const T> lse, tensor_view<const T> d_out,
@@ -249,8 +250,23 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
                        "(B, Hq, Lq) from the forward");
   ika::detail::require(same(grads.dq, q) && same(grads.dk, k) && same(grads.dv, v), "grads",
                        "dq, dk, dv of the shapes of q, k, v");
-  ika::detail::require(grads.dspectral[0].data == nullptr && grads.dspectral[1].data == nullptr, "grads.dspectral",
-                       "empty views: the GPU backward does not compute spectral gradients yet");
+  constexpr int spectral_tensors = [] {
+    if constexpr (ika::detail::spectral_bound_kernel<bound_kernel>) return int(bound_kernel::spectral_tensors);
+    else return 0;
+  }();
+  for (int t = 0; t < 2; ++t) {
+    const auto& d = grads.dspectral[std::size_t(t)];
+    if (d.data == nullptr) continue;
+    ika::detail::require(t < spectral_tensors, "grads.dspectral",
+                         "empty views beyond the kernel's spectral tensors (it has ", spectral_tensors, ")");
+    if constexpr (spectral_tensors > 0) {
+      const auto points = ika::detail::spectral_points(logit.kernel)[std::size_t(t)];
+      ika::detail::require(d.heads == points.heads && d.dim == points.dim && d.count == points.count,
+                           "grads.dspectral", "the shape of the kernel's spectral points (", points.heads, ", ",
+                           points.dim, ", ", points.count, ")");
+    }
+    detail::require_device_pointer(d.data, "grads.dspectral");
+  }
   ika::detail::require(grads.dbias.data == nullptr, "grads.dbias", "an empty view: no additive bias on the GPU yet");
   ika::detail::require(grads.dp == nullptr, "grads.dp", "nullptr: the GPU backward does not compute d/dp yet");
   const std::pair<const void*, const char*> pointers[] = {
@@ -267,7 +283,7 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
   const index_t dz_size = detail::projection_scratch(call.kernel);
   detail::device_scratch<T> delta(std::size_t(query_rows), stream), dfq(std::size_t(query_rows * s.features), stream),
       dfk(std::size_t(key_rows * s.features), stream), dz_query(std::size_t(query_rows * dz_size), stream),
-      dz_key(std::size_t(key_rows * dz_size), stream);
+      dz_key(std::size_t(call.key_rows() * dz_size), stream);
   constexpr unsigned threads = call_type::row_threads;
   if (query_rows > 0) {
     detail::output_dot<T><<<detail::blocks_for(query_rows, threads), threads, 0, stream>>>(out, d_out, s, delta.data());
@@ -293,6 +309,16 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
         }
       },
       call.masks);
+  if constexpr (spectral_tensors > 0) {
+    if (grads.dspectral[0].data != nullptr || grads.dspectral[1].data != nullptr) {
+      const auto points = ika::detail::spectral_points(logit.kernel)[0];
+      const index_t elements = spectral_tensors * points.heads * points.dim * points.count;
+      detail::spectral_gradients<T, Heads><<<detail::blocks_for(elements, threads), threads, 0, stream>>>(
+          call.kernel, tensor_view<const T>(q), tensor_view<const T>(k), s, dz_query.data(), dz_key.data(), dz_size,
+          points.heads, points.count, grads.dspectral[0], grads.dspectral[1]);
+      detail::check(cudaGetLastError(), "spectral_gradients launch");
+    }
+  }
 }
 
 } // namespace ika::cuda

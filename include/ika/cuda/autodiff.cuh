@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "ika/autodiff/attention.hpp"
@@ -79,6 +80,7 @@ void copy_row_stats(T* destination, const T* source, index_t n, cudaMemcpyKind k
 
 // The engine policy of ika::ad::attention for the GPU (see ika::ad::cpu_attention_engine).
 struct attention_engine {
+  static constexpr bool magnitude_dropout = false; // not on the GPU yet
   template <class Heads, class T, class Logit>
   static void forward(tensor_view<const T> q, tensor_view<const T> k, tensor_view<const T> v, tensor_view<T> out,
                       row_stat_view<T> lse, const Logit& logit) {
@@ -109,7 +111,17 @@ struct attention_engine {
     const detail::device_copy_of<T> dq_d(tensor_view<const T>(grads.dq), stream, false),
         dk_d(tensor_view<const T>(grads.dk), stream, false), dv_d(tensor_view<const T>(grads.dv), stream, false);
     attention_grads<T> device_grads{dq_d.view(), dk_d.view(), dv_d.view()};
-    device_grads.dspectral = grads.dspectral; // refused below unless empty (not on the GPU yet)
+    // the spectral points' gradients (contiguous on the tape) through GPU buffers; the bias and p
+    // gradients are passed on as they are, and refused by the GPU backward
+    std::vector<std::unique_ptr<detail::device_scratch<T>>> dspectral_d(2);
+    for (std::size_t t = 0; t < 2; ++t) {
+      const spectral_view<T>& w = grads.dspectral[t];
+      if (w.data == nullptr) continue;
+      ika::detail::require(w.count_stride == 1 && w.dim_stride == w.count && w.head_stride == w.dim * w.count,
+                           "grads.dspectral", "contiguous (heads, D, M) spectral gradients (the tape's layout)");
+      dspectral_d[t] = std::make_unique<detail::device_scratch<T>>(std::size_t(w.heads * w.dim * w.count), stream);
+      device_grads.dspectral[t] = spectral(dspectral_d[t]->data(), w.heads, w.dim, w.count);
+    }
     device_grads.dbias = grads.dbias;
     device_grads.dp = grads.dp;
     attention_backward<Heads>(q_d.view(), k_d.view(), v_d.view(), tensor_view<const T>(out_d.view()),
@@ -119,6 +131,13 @@ struct attention_engine {
     dq_d.copy_back(grads.dq, stream);
     dk_d.copy_back(grads.dk, stream);
     dv_d.copy_back(grads.dv, stream);
+    for (std::size_t t = 0; t < 2; ++t)
+      if (dspectral_d[t])
+        detail::check(cudaMemcpyAsync(grads.dspectral[t].data, dspectral_d[t]->data(),
+                                      std::size_t(grads.dspectral[t].heads * grads.dspectral[t].dim *
+                                                  grads.dspectral[t].count) * sizeof(T),
+                                      cudaMemcpyDeviceToHost, stream),
+                      "cudaMemcpyAsync");
     detail::check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   }
 };

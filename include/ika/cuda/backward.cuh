@@ -173,9 +173,41 @@ __global__ void key_rows_backward(BoundNorm norm, pair_recompute<T, Kernel, Boun
         }
       }
     }
-    row_backward(kernel, false, hf, x, dfk, dterm, dx, dz_scratch + row * dz_size);
+    // dz per (batch, feature head, key): the spectral gradients read every head's
+    row_backward(kernel, false, hf, x, dfk, dterm, dx, dz_scratch + ((b * s.feature_heads + hf) * s.k_len + j) * dz_size);
     norm.magnitude_backward(x, dterm, dx);
   }
 }
 
+// The spectral points' gradients of the random-feature kernels: with dz the gradient of a row's
+// projections z = factor · Ωᵀx (left by feature_backward, per query row and per (feature head,
+// key)), dΩ_t(sh, d, m) = factor_t · Σ_rows x_d dz_{t·M + m} over the rows of the heads that use
+// spectral head sh. One thread per (tensor, spectral head, d, m), the rows in a fixed order:
+// overwritten, deterministic.
+template <class T, class Heads, class BoundKernel>
+__global__ void spectral_gradients(BoundKernel kernel, tensor_view<const T> q, tensor_view<const T> k, forward_shape s,
+                                   const T* dz_query, const T* dz_key, index_t dz_size, index_t spectral_heads,
+                                   index_t points, spectral_view<T> d0, spectral_view<T> d1) {
+  const index_t dim = q.cols, per_tensor = spectral_heads * dim * points;
+  const index_t e = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= BoundKernel::spectral_tensors * per_tensor) return;
+  const int t = int(e / per_tensor);
+  const index_t sh = (e % per_tensor) / (dim * points), d = (e / points) % dim, m = e % points;
+  const spectral_view<T>& out = t == 0 ? d0 : d1;
+  if (out.data == nullptr) return;
+  const index_t z = t * points + m;
+  double sum = 0;
+  for (index_t b = 0; b < s.batch; ++b)
+    for (index_t h = 0; h < s.q_heads; ++h) {
+      if (spectral_heads != 1 && h != sh) continue;
+      const index_t hk = Heads::kv_head(h, s.q_heads, s.kv_heads);
+      for (index_t i = 0; i < s.q_len; ++i)
+        sum += double(q.row(b, h, i)[d]) * double(dz_query[((b * s.q_heads + h) * s.q_len + i) * dz_size + z]);
+      for (index_t j = 0; j < s.k_len; ++j) // feature head h (the random-feature kernels depend on the head)
+        sum += double(k.row(b, hk, j)[d]) * double(dz_key[((b * s.feature_heads + h) * s.k_len + j) * dz_size + z]);
+    }
+  out(sh, d, m) = T(kernel.spectral_factor(t) * sum);
+}
+
 } // namespace ika::cuda::detail
+

@@ -25,7 +25,9 @@ struct spectral_view {
   index_t heads = 0, dim = 0, count = 0;
   index_t head_stride = 0, dim_stride = 0, count_stride = 1;
 
-  S& operator()(index_t h, index_t d, index_t m) const { return data[h * head_stride + d * dim_stride + m * count_stride]; }
+  IKA_HOST_DEVICE S& operator()(index_t h, index_t d, index_t m) const {
+    return data[h * head_stride + d * dim_stride + m * count_stride];
+  }
 
   template <class U = S, class = std::enable_if_t<!std::is_const_v<U>>>
   operator spectral_view<const U>() const {
@@ -205,14 +207,19 @@ struct rff_bound_common {
   rff_estimate estimate;
   double epsilon;
 
+  // scalar or batch (CPU); the scalar overloads are the GPU's (see simd.hpp)
   template <class V>
-  IKA_HOST_DEVICE V kernel_value(const V& s) const {
+  V kernel_value(const V& s) const {
     using E = simd::scalar_of_t<V>;
     if (estimate == rff_estimate::squared) return simd::fma(s, s, V(E(epsilon)));
     return simd::max(s, V(E(epsilon)));
   }
   template <class V>
-  IKA_HOST_DEVICE V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
+  V log_kernel(const V& s) const { return simd::log(kernel_value(s)); }
+  IKA_HOST_DEVICE T kernel_value(T s) const {
+    return estimate == rff_estimate::squared ? simd::fma(s, s, T(epsilon)) : simd::max(s, T(epsilon));
+  }
+  IKA_HOST_DEVICE T log_kernel(T s) const { return simd::log(kernel_value(s)); }
   IKA_HOST_DEVICE T log_kernel_derivative(T s) const {
     if (estimate == rff_estimate::squared) return T(2) * s / (s * s + T(epsilon));
     return s > T(epsilon) ? T(1) / s : T(0);
@@ -313,6 +320,7 @@ struct random_fourier {
     // backward: z = Ωᵀx per row; dz = d loss/dz (length projection_dim()), dx += Ω dz
     static constexpr int spectral_tensors = 1;
     index_t spectral_heads() const { return omega.heads; }
+    IKA_HOST_DEVICE double spectral_factor(int) const { return omega.factor; } // z = factor · Ωᵀx
     IKA_HOST_DEVICE index_t projection_dim() const { return omega.count; }
     IKA_HOST_DEVICE void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
       const index_t M = omega.count;
@@ -417,6 +425,7 @@ struct yaglom_rff {
     // backward: a = 2πW₁ᵀx, b = 2πW₂ᵀx; dz = [d loss/da, d loss/db]
     static constexpr int spectral_tensors = 2;
     index_t spectral_heads() const { return w1.heads; }
+    IKA_HOST_DEVICE double spectral_factor(int t) const { return t == 0 ? w1.factor : w2.factor; } // 2π
     IKA_HOST_DEVICE index_t projection_dim() const { return 2 * w1.count; }
     IKA_HOST_DEVICE void feature_backward(index_t h, const T* x, const T* dfeatures, T* dx, T* dz) const {
       const index_t M = w1.count;

@@ -57,7 +57,8 @@ struct rbf {
       return -double(simd::row_sum_of_squares(x, dim)) / (2 * bandwidth_sq);
     }
     template <class V>
-    IKA_HOST_DEVICE V log_kernel(const V& s) const { return s; }
+    V log_kernel(const V& s) const { return s; } // scalar or batch (CPU)
+    IKA_HOST_DEVICE T log_kernel(T s) const { return s; }
 
     // backward hooks: d log κ / ds, and the chain through prepare_* (features and row term) to x
     static constexpr bool log_kernel_is_identity = true; // the backward may skip the epilogue's chain rule
@@ -107,7 +108,8 @@ struct dot_product {
     static constexpr bool key_features_are_rows = true;
     void key_terms(index_t, const T* const*, index_t n, double* terms) const { std::fill(terms, terms + n, 0.0); }
     template <class V>
-    IKA_HOST_DEVICE V log_kernel(const V& s) const { return s; }
+    V log_kernel(const V& s) const { return s; } // scalar or batch (CPU)
+    IKA_HOST_DEVICE T log_kernel(T s) const { return s; }
 
     static constexpr bool log_kernel_is_identity = true;
     IKA_HOST_DEVICE T log_kernel_derivative(T) const { return T(1); }
@@ -152,7 +154,8 @@ struct laplacian {
     static constexpr bool key_features_are_rows = true;
     void key_terms(index_t, const T* const*, index_t n, double* terms) const { std::fill(terms, terms + n, 0.0); }
     template <class V>
-    IKA_HOST_DEVICE V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); }
+    V log_kernel(const V& s) const { return s * V(negative_inverse_bandwidth); } // scalar or batch (CPU)
+    IKA_HOST_DEVICE T log_kernel(T s) const { return s * negative_inverse_bandwidth; }
 
     // backward: the features are the row itself; d|a − b|/da = sign(a − b) is the engine's part
     IKA_HOST_DEVICE T log_kernel_derivative(T) const { return negative_inverse_bandwidth; }

@@ -78,7 +78,8 @@ Kernel with_points(Kernel kernel, const std::array<ad::variable<T>, 2>& points) 
 
 } // namespace detail
 
-template <class T, class Kernel, class Norm = no_norm, class Source = no_spectral_source, class Heads = grouped_heads>
+template <class T, class Kernel, class Norm = no_norm, class Source = no_spectral_source, class Heads = grouped_heads,
+          class Engine = ad::cpu_attention_engine>
 class multihead_attention {
   static constexpr int spectral_tensors = ika::detail::spectral_tensor_count<Kernel>;
   static_assert(spectral_tensors == 0 || std::is_same_v<Kernel, random_fourier<T>> || std::is_same_v<Kernel, yaglom_rff<T>>,
@@ -134,17 +135,22 @@ public:
     const auto [q, k, v] = project(tp, x);
     ad::attention_inputs<T> inputs;
     const auto [kernel, norm] = bind_parameters(tp, q, k, inputs);
+    // the masks' fold outside the lambda: nvcc does not accept a fold over the enclosing pack there
+    const auto mask_terms = (logit_expression<no_kernel, no_norm>{} + ... + ika::mask(masks));
     auto attend = [&](const auto& any_norm) {
-      const auto logit = ((ika::log_kernel(kernel) + ika::magnitude(any_norm)) + ... + ika::mask(masks));
-      return ad::attention<Heads>(tp, q, k, v, logit, inputs); // (B, H, L, D)
+      const auto logit = (ika::log_kernel(kernel) + ika::magnitude(any_norm)) + mask_terms;
+      return ad::attention<Heads, Engine>(tp, q, k, v, logit, inputs); // (B, H, L, D)
     };
     ad::variable<T> y;
-    if constexpr (!std::is_same_v<Norm, no_norm>) {
+    if constexpr (!std::is_same_v<Norm, no_norm> && Engine::magnitude_dropout) {
       if (training_ && c_.magnitude_dropout > 0)
         y = attend(ika::magnitude_dropout<Norm>{norm, c_.magnitude_dropout, derive_seed(c_.seed, 5), dropout_calls_++});
       else
         y = attend(norm);
     } else {
+      if constexpr (!std::is_same_v<Norm, no_norm>) // (without a norm there is no magnitude to drop)
+        ika::detail::require(!(training_ && c_.magnitude_dropout > 0), "config.magnitude_dropout",
+                             "0 with this attention engine (the GPU engine has no magnitude dropout yet)");
       y = attend(norm);
     }
     const index_t B = x.shape()[0], L = x.shape()[1];

@@ -53,32 +53,44 @@ IKA_ALWAYS_INLINE batch<T> load(const T* p) { return batch<T>::load_unaligned(p)
 template <class T>
 IKA_ALWAYS_INLINE void store(T* p, const batch<T>& v) { v.store_unaligned(p); }
 
-// ---- one spelling for scalars and batches (and, for scalars, for the GPU) -------------------
+// ---- one spelling for scalars and batches ---------------------------------------------------
+// The templates are host code (a batch may not appear in GPU code, even in a template's unused
+// device instance); the scalar overloads below them are what GPU code calls, and what host code
+// calls for a scalar too (a non-template overload wins).
 template <class V>
-IKA_HOST_DEVICE IKA_ALWAYS_INLINE V fma(const V& a, const V& b, const V& c) {
+IKA_ALWAYS_INLINE V fma(const V& a, const V& b, const V& c) {
   if constexpr (is_batch<V>::value) return xsimd::fma(a, b, c);
   else return a * b + c;
 }
 template <class V>
-IKA_HOST_DEVICE IKA_ALWAYS_INLINE V exp(const V& x) {
+IKA_ALWAYS_INLINE V exp(const V& x) {
   if constexpr (is_batch<V>::value) return xsimd::exp(x);
   else return std::exp(x);
 }
 template <class V>
-IKA_HOST_DEVICE IKA_ALWAYS_INLINE V log(const V& x) {
+IKA_ALWAYS_INLINE V log(const V& x) {
   if constexpr (is_batch<V>::value) return xsimd::log(x);
   else return std::log(x);
 }
 template <class V>
-IKA_HOST_DEVICE IKA_ALWAYS_INLINE V abs(const V& x) {
+IKA_ALWAYS_INLINE V abs(const V& x) {
   if constexpr (is_batch<V>::value) return xsimd::abs(x);
   else return std::abs(x);
 }
 template <class V>
-IKA_HOST_DEVICE IKA_ALWAYS_INLINE V max(const V& a, const V& b) {
+IKA_ALWAYS_INLINE V max(const V& a, const V& b) {
   if constexpr (is_batch<V>::value) return xsimd::max(a, b);
   else return a < b ? b : a;
 }
+#define IKA_SIMD_SCALAR_OVERLOADS(T)                                                                       \
+  IKA_HOST_DEVICE inline T fma(T a, T b, T c) { return a * b + c; }                                       \
+  IKA_HOST_DEVICE inline T exp(T x) { return std::exp(x); }                                               \
+  IKA_HOST_DEVICE inline T log(T x) { return std::log(x); }                                               \
+  IKA_HOST_DEVICE inline T abs(T x) { return std::abs(x); }                                               \
+  IKA_HOST_DEVICE inline T max(T a, T b) { return a < b ? b : a; }
+IKA_SIMD_SCALAR_OVERLOADS(float)
+IKA_SIMD_SCALAR_OVERLOADS(double)
+#undef IKA_SIMD_SCALAR_OVERLOADS
 
 // |x|^p for p > 0, with 0^p = 0 (the log form alone would give exp(-inf) = 0 too, kept explicit).
 template <class V, class T>
