@@ -3,8 +3,7 @@
 // and mask the GPU engine accepts, the three head structures, strided layouts, fully masked rows,
 // errors at the API edge. Exits with 77 (CTest: skipped) and says so when there is no CUDA device.
 
-#define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
+#include "device_main.hpp"
 
 #include <cuda_runtime.h>
 
@@ -262,14 +261,4 @@ TEST_CASE("cuda::attention: host pointers and bad shapes are rejected with the a
                              ika::log_kernel(ika::rbf{}));
       },
       "out");
-}
-
-int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("skipped: no CUDA device");
-    return 77; // CTest's SKIP_RETURN_CODE for this test
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
 }

@@ -2,8 +2,7 @@
 // The tape's attention node on the GPU (ika::cuda::attention_engine): the same loss and gradients
 // as the CPU node, from host tensors. Exits with 77 (CTest: skipped) without a CUDA device.
 
-#define DOCTEST_CONFIG_IMPLEMENT
-#include <doctest/doctest.h>
+#include "device_main.hpp"
 
 #include <cuda_runtime.h>
 
@@ -89,14 +88,4 @@ TEST_CASE("ad::attention on the GPU engine == on the CPU engine: learned spectra
     CHECK(largest(grads[0][i]) > 0);
     CHECK(relative_difference(grads[1][i], grads[0][i]) <= 1e-4);
   }
-}
-
-int main(int argc, char** argv) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::puts("skipped: no CUDA device");
-    return 77; // CTest's SKIP_RETURN_CODE for this test
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
 }
