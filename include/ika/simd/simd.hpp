@@ -203,35 +203,36 @@ void row_sums_of_squares(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim
   row_sums(x, n, dim, out, [](const auto& v) { return v * v; });
 }
 
-// Σ_d |x[r][d]|^p for n rows (row_sums), p dispatched once per call.
-template <class T>
-void row_sums_abs_pow(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T p, T* out) {
-  if (p == T(2)) row_sums_of_squares(x, n, dim, out);
-  else if (p == T(1)) row_sums(x, n, dim, out, [](const auto& v) { return abs(v); });
-  else if (p == T(3)) row_sums(x, n, dim, out, [](const auto& v) { const auto a = abs(v); return a * a * a; });
-  else if (p == T(4)) row_sums(x, n, dim, out, [](const auto& v) { return (v * v) * (v * v); });
-  else row_sums(x, n, dim, out, [p](const auto& v) { return pow_abs(v, p); });
+// f(power) with power(v) = |v|^p for a scalar or a batch, decided once per call: products
+// instead of exp/log for p = 1, 2, 3, 4 (p = 3 is the paper's choice).
+template <class T, class F>
+decltype(auto) with_abs_power(T p, F&& f) {
+  if (p == T(2)) return f([](const auto& v) { return v * v; });
+  if (p == T(1)) return f([](const auto& v) { return abs(v); });
+  if (p == T(3)) return f([](const auto& v) { const auto a = abs(v); return a * a * a; });
+  if (p == T(4)) return f([](const auto& v) { return (v * v) * (v * v); });
+  return f([p](const auto& v) { return pow_abs(v, p); });
 }
 
-// Σ |x_d|^p, with products instead of exp/log for p = 1, 2, 3, 4 (p = 3 is the paper's choice).
+// Σ_d |x[r][d]|^p for n rows (row_sums).
+template <class T>
+void row_sums_abs_pow(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T p, T* out) {
+  with_abs_power(p, [&](const auto& power) { row_sums(x, n, dim, out, power); });
+}
+
+// Σ |x_d|^p (p = 2 with FMAs: sum_of_squares).
 template <class T>
 T sum_abs_pow(const T* x, std::ptrdiff_t n, T p) {
   if (p == T(2)) return sum_of_squares(x, n);
-  constexpr std::ptrdiff_t W = width<T>;
-  auto power = [p](const auto& v) {
-    using V = std::remove_cvref_t<decltype(v)>;
-    const V a = simd::abs(v);
-    if (p == T(1)) return a;
-    if (p == T(3)) return a * a * a;
-    if (p == T(4)) return (a * a) * (a * a);
-    return pow_abs(v, p);
-  };
-  batch<T> acc(T(0));
-  std::ptrdiff_t d = 0;
-  for (; d + W <= n; d += W) acc += power(load(x + d));
-  T s = reduce_add(acc);
-  for (; d < n; ++d) s += power(x[d]);
-  return s;
+  return with_abs_power(p, [&](const auto& power) {
+    constexpr std::ptrdiff_t W = width<T>;
+    batch<T> acc(T(0));
+    std::ptrdiff_t d = 0;
+    for (; d + W <= n; d += W) acc += power(load(x + d));
+    T s = reduce_add(acc);
+    for (; d < n; ++d) s += power(x[d]);
+    return s;
+  });
 }
 
 template <class T>
