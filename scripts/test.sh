@@ -39,24 +39,34 @@ if [[ "${IKA_SKIP_SETUP:-0}" != "1" ]]; then
   stage "setup" ./scripts/setup.sh || true
 fi
 
-if [[ $failed -eq 0 ]]; then
+# CUDA first: wherever nvcc is installed, compile every CUDA translation unit (tests/cuda/, sm_90)
+# and run them; on a machine without a GPU each reports "skipped: no CUDA device" (CTest:
+# skipped), which the summary shows as SKIP. It runs before the CPU presets so that the log
+# closes on the CPU test runs, which always execute.
+setup_failed=$failed
+nvcc_path="$(command -v nvcc || true)"
+if [[ -z "$nvcc_path" && -x /usr/local/cuda/bin/nvcc ]]; then nvcc_path=/usr/local/cuda/bin/nvcc; fi
+if [[ $setup_failed -eq 0 && -n "$nvcc_path" && "${IKA_CUDA_TESTS:-1}" != "0" ]]; then
+  cuda_log="$(mktemp)"
+  if stage "cuda: configure" cmake --preset cuda -DCMAKE_CUDA_COMPILER="$nvcc_path" &&
+     stage "cuda: build" cmake --build --preset cuda --parallel "$JOBS" &&
+     stage "cuda: ctest" bash -o pipefail -c 'ctest --preset cuda | tee "$0"' "$cuda_log"; then
+    skipped=$(grep -c '\*\*\*Skipped' "$cuda_log" || true)
+    if [[ "$skipped" -gt 0 ]]; then
+      summary+=("SKIP  cuda: ${skipped} CUDA test(s) compiled but not run (no CUDA device)")
+    fi
+  fi
+  rm -f "$cuda_log"
+elif [[ -z "$nvcc_path" ]]; then
+  summary+=("SKIP  cuda (nvcc not found: CUDA translation units not compiled)")
+fi
+
+if [[ $setup_failed -eq 0 ]]; then
   for p in "${PRESETS[@]}"; do
     stage "${p}: configure" cmake --preset "$p" || continue
     stage "${p}: build"     cmake --build --preset "$p" --parallel "$JOBS" || continue
     stage "${p}: ctest"     ctest --preset "$p" || true
   done
-fi
-
-# CUDA: wherever nvcc is installed, compile every CUDA translation unit (tests/cuda/, sm_90) and
-# run them: on a machine without a GPU each reports "skipped: no CUDA device" (CTest: skipped).
-nvcc_path="$(command -v nvcc || true)"
-if [[ -z "$nvcc_path" && -x /usr/local/cuda/bin/nvcc ]]; then nvcc_path=/usr/local/cuda/bin/nvcc; fi
-if [[ $failed -eq 0 && -n "$nvcc_path" && "${IKA_CUDA_TESTS:-1}" != "0" ]]; then
-  stage "cuda: configure" cmake --preset cuda -DCMAKE_CUDA_COMPILER="$nvcc_path" &&
-    stage "cuda: build" cmake --build --preset cuda --parallel "$JOBS" &&
-    stage "cuda: ctest" ctest --preset cuda || true
-elif [[ -z "$nvcc_path" ]]; then
-  summary+=("SKIP  cuda (nvcc not found: CUDA translation units not compiled)")
 fi
 
 echo
