@@ -66,6 +66,31 @@ TEST_CASE_TEMPLATE("softmax(QKᵀ/√D)·V == rbf(σ²=√D) + L2 magnitude, thr
   }
 }
 
+TEST_CASE("softmax as rbf + L2 in float: keys whose |k|^2 overflows float still give softmax") {
+  // |k|² = 64 · (3e18)² ≈ 6e38 > FLT_MAX, while q·k/√D stays near 1: the key term −|k|²/2√D and
+  // the magnitude +|k|²/2√D would be −inf + inf in float; they cancel exactly, and the engines
+  // skip both (kernel_traits.hpp, key_terms_cancel), as the mathematics does.
+  for (const index_t Lq : {1, 37}) { // the split-key (decode) engine and the fused engine
+    qkv_problem<float> p(layout::bhld, 1, 2, 2, Lq, 41, 64, 16, 5);
+    for (auto& x : p.q_data) x *= 1e-18f;
+    for (auto& x : p.k_data) x *= 3e18f;
+    std::vector<double> expected_out, expected_lse;
+    plain_softmax_attention(p, 1.0 / 8.0, expected_out, expected_lse);
+    result<float> fused(1, 2, Lq, 16);
+    ika::attention(p.q, p.k, p.v, fused.o(), ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}));
+    INFO("Lq = " << Lq);
+    CHECK(relative_error(fused.out, expected_out) <= tolerance<float>());
+  }
+  // the cancellation is decided from the bound policies: only rbf(σ²) with |k|²/2σ² cancels
+  CHECK(ika::detail::key_terms_cancel(ika::rbf{}.bind<float>(1, 64), ika::lp{2.0}.bind<float>(64)));
+  CHECK(ika::detail::key_terms_cancel(ika::rbf{8.0}.bind<float>(1, 64), ika::lp{2.0}.bind<float>(64)));
+  CHECK_FALSE(ika::detail::key_terms_cancel(ika::rbf{2.0}.bind<float>(1, 64), ika::lp{2.0}.bind<float>(64)));
+  CHECK_FALSE(ika::detail::key_terms_cancel(ika::rbf{}.bind<float>(1, 64), ika::lp{3.0}.bind<float>(64)));
+  CHECK_FALSE(ika::detail::key_terms_cancel(ika::rbf{}.bind<float>(1, 64),
+                                            ika::lp{2.0, ika::norm_exponent::two, ika::norm_divisor::code}.bind<float>(64)));
+  CHECK_FALSE(ika::detail::key_terms_cancel(ika::dot_product{}.bind<float>(1, 64), ika::lp{2.0}.bind<float>(64)));
+}
+
 TEST_CASE("a different bandwidth or norm order is not softmax") {
   // guards the identity test against passing for any expression
   const qkv_problem<double> p(layout::bhld, 1, 2, 2, 16, 16, 8, 8, 3);

@@ -85,6 +85,18 @@ inline constexpr index_t key_block_size = [] {
   else return row_block_size<Bound, T>;
 }();
 
+// Optional hooks key_term_square_scale() (kernel) and magnitude_square_scale() (norm): the key's
+// row term is a·|k|² and its magnitude c·|k|², both reduced by the same block sums (NaN when the
+// bound form is not of that shape, e.g. an Lp norm with p ≠ 2). When a + c == 0 the two cancel
+// exactly (rbf with the L2 magnitude: softmax) and the key passes skip both reductions; their
+// emitted term is then 0, which is what their sum is for every finite key.
+template <class Bound, class BoundNorm>
+bool key_terms_cancel(const Bound& kernel, const BoundNorm& norm) {
+  if constexpr (requires { kernel.key_term_square_scale(); norm.magnitude_square_scale(); })
+    return kernel.key_term_square_scale() + norm.magnitude_square_scale() == 0;
+  else return false;
+}
+
 // The norm's optional block hook magnitudes(rows, n, out), same reason.
 template <class BoundNorm, class T>
 inline constexpr bool has_magnitude_block_hook = requires(const BoundNorm& norm, const T* const* x, double* out) {
@@ -113,6 +125,7 @@ template <class T, class Bound, class BoundNorm, class RowOf, class Emit>
 void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, index_t h, index_t k_len, index_t j0,
                       index_t j1, RowOf row_of, T* scratch, Emit emit) {
   constexpr index_t block = key_block_size<Bound, T>;
+  const bool cancel = key_terms_cancel(kernel, norm);
   for (index_t jb = j0; jb < j1; jb += block) {
     const T* x[block];
     double terms[block], magnitudes[block];
@@ -122,13 +135,18 @@ void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, ind
       if constexpr (key_features_are_rows<Bound>) {
         if (scratch != nullptr)
           for (index_t r = 0; r < n; ++r) std::copy(x[r], x[r] + F, scratch + r * F);
-        kernel.key_terms(h, x, n, terms);
+        if (!cancel) kernel.key_terms(h, x, n, terms);
       } else {
         prepare_rows(kernel, F, h, x, n, scratch, terms, /*queries=*/false);
       }
-      if constexpr (has_magnitude_block_hook<BoundNorm, T>) norm.magnitudes(x, n, magnitudes);
-      else
+      if (cancel) {
+        std::fill(terms, terms + n, 0.0);
+        std::fill(magnitudes, magnitudes + n, 0.0);
+      } else if constexpr (has_magnitude_block_hook<BoundNorm, T>) {
+        norm.magnitudes(x, n, magnitudes);
+      } else {
         for (index_t r = 0; r < n; ++r) magnitudes[r] = double(norm.magnitude(x[r]));
+      }
     }
     for (index_t j = jb; j < std::min(jb + block, j1); ++j) {
       const index_t r = j - jb;

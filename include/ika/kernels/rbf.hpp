@@ -56,6 +56,7 @@ struct rbf {
     IKA_HOST_DEVICE double row_term(const T* x) const {
       return -double(simd::row_sum_of_squares(x, dim)) / (2 * bandwidth_sq);
     }
+    double key_term_square_scale() const { return negative_half_inverse_bandwidth_sq; } // term = −|k|²/2σ²
     template <class V>
     V log_kernel(const V& s) const { return s; } // scalar or batch (CPU)
     IKA_HOST_DEVICE T log_kernel(T s) const { return s; }

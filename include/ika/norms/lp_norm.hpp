@@ -74,6 +74,11 @@ struct lp {
       }
     }
 
+    // μ = |x|²/c when p = 2 and r = 2 (NaN otherwise: not of that shape)
+    double magnitude_square_scale() const {
+      return double(p) == 2 && exponent == 2 ? inverse_divisor : std::numeric_limits<double>::quiet_NaN();
+    }
+
     // dx += g · ∂μ/∂x (at p = ∞ the subgradient at the first largest entry; 0 at x = 0)
     IKA_HOST_DEVICE void magnitude_backward(const T* x, double g, T* dx) const {
       if (g == 0) return;
