@@ -139,18 +139,15 @@ void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, ind
       } else {
         prepare_rows(kernel, F, h, x, n, scratch, terms, /*queries=*/false);
       }
-      if (cancel) {
-        std::fill(terms, terms + n, 0.0);
-        std::fill(magnitudes, magnitudes + n, 0.0);
-      } else if constexpr (has_magnitude_block_hook<BoundNorm, T>) {
-        norm.magnitudes(x, n, magnitudes);
-      } else {
-        for (index_t r = 0; r < n; ++r) magnitudes[r] = double(norm.magnitude(x[r]));
+      if (!cancel) {
+        if constexpr (has_magnitude_block_hook<BoundNorm, T>) norm.magnitudes(x, n, magnitudes);
+        else
+          for (index_t r = 0; r < n; ++r) magnitudes[r] = double(norm.magnitude(x[r]));
       }
     }
     for (index_t j = jb; j < std::min(jb + block, j1); ++j) {
       const index_t r = j - jb;
-      if (r < n) emit(j, scratch != nullptr ? scratch + r * F : x[r], terms[r] + magnitudes[r]);
+      if (r < n) emit(j, scratch != nullptr ? scratch + r * F : x[r], cancel ? 0.0 : terms[r] + magnitudes[r]);
       else emit(j, static_cast<const T*>(nullptr), -std::numeric_limits<double>::infinity());
     }
   }
