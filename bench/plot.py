@@ -428,7 +428,7 @@ def write_report(out_dir, md_name, md, svg_name, write_plot):
 # ---- bench_backward ----------------------------------------------------------------------------
 
 BACKWARD_KERNELS = ["softmax", "ika"]
-TARGET_BACKWARD_RATIO = 0.40  # backward GFLOP/s (2.5x forward flops) / forward GFLOP/s
+TARGET_BACKWARD_RATIO = 0.60  # backward GFLOP/s (2.5x forward flops) / forward GFLOP/s (issue 5; was 0.40)
 BACKWARD_COLORS = {"forward": "#1f77b4", "backward": "#d62728", "before": "#bbbbbb"}
 
 
