@@ -46,7 +46,7 @@ TEST_CASE_TEMPLATE("simd::row_sums_abs_pow: each row's Σ|x|^p, any row count an
           rows[std::size_t(r)] = data.data() + r * dim;
         }
         std::vector<T> sums(static_cast<std::size_t>(n));
-        ika::simd::row_sums_abs_pow(rows.data(), n, dim, T(p), sums.data());
+        ika::simd::row_sums_abs_pow(rows.data(), n, dim, T(p), [&](std::ptrdiff_t r, T sum) { sums[std::size_t(r)] = sum; });
         for (std::ptrdiff_t r = 0; r < n; ++r) {
           double expected = 0;
           for (std::ptrdiff_t d = 0; d < dim; ++d) expected += std::pow(std::abs(double(rows[std::size_t(r)][d])), p);

@@ -154,8 +154,10 @@ public:
     [[maybe_unused]] const int team = thread_team(threads);
 #pragma omp parallel num_threads(team)
     {
+      aligned_buffer<T> row_features(std::size_t(row_block_size<bound_kernel, T> * F_));
 #pragma omp for schedule(static)
-      for (index_t bh = 0; bh < query_tasks; ++bh) prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads);
+      for (index_t bh = 0; bh < query_tasks; ++bh)
+        prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads, row_features.data());
       workspace ws(F_, f_pad_, group_rows_, key_block_size<bound_kernel, T>);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < split_tasks; ++task) {
@@ -209,18 +211,18 @@ private:
     return query_row(b, h, i) * splits_ + split;
   }
 
-  void prepare_queries(const tensor_view<const T>& q, index_t b, index_t h) {
+  // features: room for row_block_size rows of F_ (the calling thread's)
+  void prepare_queries(const tensor_view<const T>& q, index_t b, index_t h, T* features) {
     constexpr index_t row_block = row_block_size<bound_kernel, T>;
     for (index_t i0 = 0; i0 < s_.q_len; i0 += row_block) {
       const T* x[row_block];
       double terms[row_block];
       const index_t n = std::min(row_block, s_.q_len - i0);
       for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r);
-      std::vector<T> features(std::size_t(n * F_));
-      prepare_rows(kernel_, F_, h, x, n, features.data(), terms, /*queries=*/true);
+      prepare_rows(kernel_, F_, h, x, n, features, terms, /*queries=*/true);
       for (index_t r = 0; r < n; ++r) {
         T* row = query_features_ + query_row(b, h, i0 + r) * f_pad_; // zero-padded to whole vectors
-        std::fill(std::copy(features.data() + r * F_, features.data() + (r + 1) * F_, row), row + f_pad_, T(0));
+        std::fill(std::copy(features + r * F_, features + (r + 1) * F_, row), row + f_pad_, T(0));
         query_term_[query_row(b, h, i0 + r)] = T(terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0));
       }
     }

@@ -23,10 +23,8 @@ namespace ika::cuda::detail {
 // δ_i = do_i · o_i for every query row.
 template <class T>
 __global__ void output_dot(tensor_view<const T> out, tensor_view<const T> d_out, forward_shape s, T* delta) {
-  const index_t rows = s.batch * s.q_heads * s.q_len;
-  const index_t row = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const index_t i = row % s.q_len, bh = row / s.q_len, b = bh / s.q_heads, h = bh % s.q_heads;
+  const auto [row, b, h, i, inside] = row_of_thread(s.batch, s.q_heads, s.q_len);
+  if (!inside) return;
   const T* o = out.row(b, h, i);
   const T* g = d_out.row(b, h, i);
   float sum = 0.0f;
@@ -105,10 +103,8 @@ __global__ void query_rows_backward(pair_recompute<T, Kernel, BoundKernel, Bound
                                     BoundMasks... masks) {
   const forward_shape& s = pair.s;
   const BoundKernel& kernel = pair.kernel;
-  const index_t rows = s.batch * s.q_heads * s.q_len;
-  const index_t row = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const index_t i = row % s.q_len, bh = row / s.q_len, b = bh / s.q_heads, h = bh % s.q_heads;
+  const auto [row, b, h, i, inside] = row_of_thread(s.batch, s.q_heads, s.q_len);
+  if (!inside) return;
   const index_t hk = Heads::kv_head(h, s.q_heads, s.kv_heads), hf = Kernel::head_dependent ? h : hk;
   T* dfq = dfq_scratch + row * s.features;
   for (index_t f = 0; f < s.features; ++f) dfq[f] = T(0);
@@ -138,10 +134,8 @@ __global__ void key_rows_backward(BoundNorm norm, pair_recompute<T, Kernel, Boun
                                   T* dz_scratch, index_t dz_size, BoundMasks... masks) {
   const forward_shape& s = pair.s;
   const BoundKernel& kernel = pair.kernel;
-  const index_t rows = s.batch * s.kv_heads * s.k_len;
-  const index_t row = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const index_t j = row % s.k_len, bh = row / s.k_len, b = bh / s.kv_heads, hk = bh % s.kv_heads;
+  const auto [row, b, hk, j, inside] = row_of_thread(s.batch, s.kv_heads, s.k_len);
+  if (!inside) return;
   T* dvj = dv.row(b, hk, j);
   for (index_t d = 0; d < s.v_dim; ++d) dvj[d] = T(0);
   T* dx = dk.row(b, hk, j);

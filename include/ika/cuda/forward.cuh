@@ -23,15 +23,24 @@ struct forward_shape {
   index_t batch, q_heads, kv_heads, feature_heads, q_len, k_len, features, v_dim;
 };
 
+// The row of (batch, heads, len) rows that this thread handles, one thread per row: its flat
+// index, batch, head and position, and whether it is a row at all (the last block runs past).
+struct thread_row {
+  index_t row, b, h, i;
+  bool inside;
+};
+__device__ inline thread_row row_of_thread(index_t batch, index_t heads, index_t len) {
+  const index_t row = index_t(blockIdx.x) * blockDim.x + threadIdx.x, bh = row / len;
+  return {row, bh / heads, bh % heads, row % len, row < batch * heads * len};
+}
+
 // Features (row stride F) and log-domain term (kernel row term + magnitude) of every key of every
 // feature head, laid out (B, Hf, Lk, F).
 template <class T, class Heads, bool HeadDependent, class BoundKernel, class BoundNorm>
 __global__ void prepare_key_rows(BoundKernel kernel, BoundNorm norm, tensor_view<const T> k, forward_shape s,
                                  T* features, T* bias) {
-  const index_t rows = s.batch * s.feature_heads * s.k_len;
-  const index_t row = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const index_t j = row % s.k_len, bh = row / s.k_len, b = bh / s.feature_heads, hf = bh % s.feature_heads;
+  const auto [row, b, hf, j, inside] = row_of_thread(s.batch, s.feature_heads, s.k_len);
+  if (!inside) return;
   const index_t hk = HeadDependent ? Heads::kv_head(hf, s.q_heads, s.kv_heads) : hf;
   const T* x = k.row(b, hk, j);
   bias[row] = T(kernel.prepare_key(hf, x, features + row * s.features) + norm.magnitude(x));
@@ -42,10 +51,8 @@ __global__ void prepare_key_rows(BoundKernel kernel, BoundNorm norm, tensor_view
 template <class T, class BoundKernel, class BoundNorm>
 __global__ void prepare_query_rows(BoundKernel kernel, BoundNorm norm, tensor_view<const T> q, forward_shape s,
                                    T* features, T* term) {
-  const index_t rows = s.batch * s.q_heads * s.q_len;
-  const index_t row = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (row >= rows) return;
-  const index_t i = row % s.q_len, bh = row / s.q_len, b = bh / s.q_heads, h = bh % s.q_heads;
+  const auto [row, b, h, i, inside] = row_of_thread(s.batch, s.q_heads, s.q_len);
+  if (!inside) return;
   const T* x = q.row(b, h, i);
   double t = kernel.prepare_query(h, x, features + row * s.features);
   if (norm.include_query) t += norm.magnitude(x);

@@ -46,12 +46,7 @@ struct rbf {
     // magnitude and this term cancel exactly)
     static constexpr bool key_features_are_rows = true;
     void key_terms(index_t, const T* const* x, index_t n, double* terms) const {
-      for (index_t r0 = 0; r0 < n; r0 += index_t(simd::width<T>)) {
-        T sums[simd::width<T>];
-        const index_t m = std::min(index_t(simd::width<T>), n - r0);
-        simd::row_sums_of_squares(x + r0, m, dim, sums);
-        for (index_t r = 0; r < m; ++r) terms[r0 + r] = double(sums[r]) * negative_half_inverse_bandwidth_sq;
-      }
+      simd::row_sums_of_squares(x, n, dim, [&](index_t r, T sum) { terms[r] = double(sum) * negative_half_inverse_bandwidth_sq; });
     }
     IKA_HOST_DEVICE double row_term(const T* x) const {
       return -double(simd::row_sum_of_squares(x, dim)) / (2 * bandwidth_sq);

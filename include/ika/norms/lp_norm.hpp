@@ -59,19 +59,14 @@ struct lp {
 
     // magnitude() of n rows, the sums of W rows reduced together (simd::row_sums)
     void magnitudes(const T* const* x, index_t n, double* out) const {
-      constexpr index_t W = index_t(simd::width<T>);
-      if (std::isinf(double(p))) {
+      if (double(p) == lp::infinity) {
         for (index_t r = 0; r < n; ++r) out[r] = magnitude(x[r]);
         return;
       }
-      for (index_t r0 = 0; r0 < n; r0 += W) {
-        T sums[W];
-        const index_t m = std::min(W, n - r0);
-        simd::row_sums_abs_pow(x + r0, m, dim, p, sums);
-        for (index_t r = 0; r < m; ++r)
-          out[r0 + r] = (exponent == double(p) ? double(sums[r]) : std::pow(double(sums[r]), exponent / double(p))) *
-                        inverse_divisor;
-      }
+      const bool exponent_is_p_value = exponent == double(p);
+      simd::row_sums_abs_pow(x, n, dim, p, [&](index_t r, T sum) {
+        out[r] = (exponent_is_p_value ? double(sum) : std::pow(double(sum), exponent / double(p))) * inverse_divisor;
+      });
     }
 
     // μ = |x|²/c when p = 2 and r = 2 (NaN otherwise: not of that shape)

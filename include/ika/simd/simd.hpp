@@ -171,11 +171,11 @@ T sum_of_squares(const T* x, std::ptrdiff_t n) {
   return s;
 }
 
-// out[r] = Σ_d power(x[r][d]) for n rows of length dim: the W rows of a group accumulate in
+// emit(r, Σ_d power(x[r][d])) for n rows of length dim: the W rows of a group accumulate in
 // vectors and are reduced together by one transposing add, instead of a horizontal sum per row.
 // `power` takes a scalar or a batch.
-template <class T, class Power>
-void row_sums(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T* out, Power power) {
+template <class T, class Power, class Emit>
+void row_sums(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, Power power, Emit emit) {
   constexpr std::ptrdiff_t W = width<T>;
   const std::ptrdiff_t body = dim / W * W;
   for (std::ptrdiff_t r0 = 0; r0 < n; r0 += W) {
@@ -192,15 +192,15 @@ void row_sums(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T* out, P
     for (std::ptrdiff_t u = 0; u < m; ++u) {
       T s = sums[u];
       for (std::ptrdiff_t d = body; d < dim; ++d) s += power(x[r0 + u][d]);
-      out[r0 + u] = s;
+      emit(r0 + u, s);
     }
   }
 }
 
 // Σ_d x[r][d]² for n rows (row_sums).
-template <class T>
-void row_sums_of_squares(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T* out) {
-  row_sums(x, n, dim, out, [](const auto& v) { return v * v; });
+template <class T, class Emit>
+void row_sums_of_squares(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, Emit emit) {
+  row_sums(x, n, dim, [](const auto& v) { return v * v; }, emit);
 }
 
 // f(power) with power(v) = |v|^p for a scalar or a batch, decided once per call: products
@@ -215,9 +215,9 @@ decltype(auto) with_abs_power(T p, F&& f) {
 }
 
 // Σ_d |x[r][d]|^p for n rows (row_sums).
-template <class T>
-void row_sums_abs_pow(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T p, T* out) {
-  with_abs_power(p, [&](const auto& power) { row_sums(x, n, dim, out, power); });
+template <class T, class Emit>
+void row_sums_abs_pow(const T* const* x, std::ptrdiff_t n, std::ptrdiff_t dim, T p, Emit emit) {
+  with_abs_power(p, [&](const auto& power) { row_sums(x, n, dim, power, emit); });
 }
 
 // Σ |x_d|^p (p = 2 with FMAs: sum_of_squares).
