@@ -23,7 +23,8 @@
 //
 // Masks: prefix masks only, i.e. causal (either alignment) and key padding; a query sees keys
 // j < end(i). Causal attention runs in chunks of queries: the keys every query of the chunk sees
-// are in the running state, the others (at most chunk + offset per chunk) are added pair by pair.
+// are in the running state, the others (at most chunk + offset per chunk) are added pair by pair,
+// and keep their features until they join the state with the next chunk.
 //
 // Threads: one task per (batch, query head), each computed in a fixed order by one thread, so
 // results do not depend on the thread count.
@@ -55,7 +56,7 @@ enum class linear_features {
 
 struct linear_options {
   linear_features features = linear_features::exact;
-  index_t chunk = 32; // queries per chunk of the causal form
+  index_t chunk = 16; // queries per chunk of the causal form
   int threads = 0;    // OpenMP threads; 0 = the OpenMP default. Results do not depend on it.
 };
 
@@ -176,26 +177,35 @@ private:
     index_t state_end = 0;   // the state holds keys [0, state_end)
     constexpr index_t key_block = 64;
 
+    index_t tail_end = 0; // the previous chunk's tail keys [state_end, tail_end) are in buf.tail_*
+    // keys [j0, j1) with features phi and terms join the state; the state is rescaled when they
+    // bring a larger magnitude
+    const auto join_state = [&](index_t j0, index_t j1, const T* phi, const double* terms) {
+      const double block_max = *std::max_element(terms, terms + (j1 - j0));
+      if (block_max > state_max) {
+        if (state_max != none) {
+          const T rescale = T(std::exp(state_max - block_max));
+          for (T& x : buf.state) x *= rescale;
+        }
+        state_max = block_max;
+      }
+      add_to_state(j0, j1, phi, terms, state_max, value_row, buf);
+    };
+
     for (index_t i0 = 0; i0 < s_.q_len; i0 += o_.chunk) {
       const index_t i1 = std::min(i0 + o_.chunk, s_.q_len);
       const index_t shared_end = std::max(state_end, key_end(b, h, i0)), last_end = std::max(shared_end, key_end(b, h, i1 - 1));
 
-      // 1. keys [state_end, shared_end), which every query of the chunk sees, join the state in
-      //    blocks; the state is rescaled when a block brings a larger magnitude
-      for (index_t j0 = state_end; j0 < shared_end; j0 += key_block) {
+      // 1. keys [state_end, shared_end), which every query of the chunk sees, join the state: first
+      //    those that were the previous chunk's tail (their features are kept), then in blocks
+      const index_t reused_end = std::min(shared_end, tail_end);
+      if (reused_end > state_end) join_state(state_end, reused_end, buf.tail_phi.data(), buf.tail_terms.data());
+      for (index_t j0 = std::max(state_end, reused_end); j0 < shared_end; j0 += key_block) {
         const index_t j1 = std::min(j0 + key_block, shared_end);
         buf.key_phi.resize(std::size_t(key_block * F_));
         buf.key_terms.resize(std::size_t(key_block));
         featurise(h, j0, j1, key_row, false, buf.key_phi.data(), buf.key_terms.data());
-        const double block_max = *std::max_element(buf.key_terms.begin(), buf.key_terms.begin() + (j1 - j0));
-        if (block_max > state_max) {
-          if (state_max != none) {
-            const T rescale = T(std::exp(state_max - block_max));
-            for (T& x : buf.state) x *= rescale;
-          }
-          state_max = block_max;
-        }
-        add_to_state(j0, j1, buf.key_phi.data(), buf.key_terms.data(), state_max, value_row, buf);
+        join_state(j0, j1, buf.key_phi.data(), buf.key_terms.data());
       }
       state_end = shared_end;
 
@@ -207,6 +217,7 @@ private:
       buf.tail_terms.resize(std::size_t(n_tail));
       buf.tail_max.resize(std::size_t(n_tail));
       if (n_tail > 0) featurise(h, shared_end, last_end, key_row, false, buf.tail_phi.data(), buf.tail_terms.data());
+      tail_end = last_end;
       for (index_t t = 0; t < n_tail; ++t)
         buf.tail_max[std::size_t(t)] = std::max(t > 0 ? buf.tail_max[std::size_t(t - 1)] : state_max, buf.tail_terms[std::size_t(t)]);
 
