@@ -6,13 +6,20 @@
 //   stream/Lk:<Lk>/omp:<t>         sum of K and V, the bandwidth baseline
 //   softmax/Lk:<Lk>/omp:<t>        ika::attention, rbf + L2
 //   ika/Lk:<Lk>/omp:<t>            ika::attention, Yaglom M = 64 + L3
+//   ika_cached/Lk:<Lk>/omp:<t>     the same over an ika::key_cache filled once beforehand (the
+//                                  features of the keys prepared when they were appended): GB/s of
+//                                  K and V as above, and read_GB/s of what it reads (2M features
+//                                  and a term per key and query head, V)
 
 #include "common.hpp"
 
 namespace {
 
+using ika_key_cache = ika::key_cache<float, ika::yaglom_rff<float>, ika::lp>;
+
 struct cache {
   std::vector<float> q, k, v, out;
+  std::unique_ptr<ika_key_cache> prepared; // filled on first use
   explicit cache(ika::index_t Lk)
       : q(std::size_t(bench::B * bench::H * bench::D)), k(std::size_t(bench::B * bench::H * Lk * bench::D)),
         v(std::size_t(bench::B * bench::H * Lk * bench::Dv)), out(std::size_t(bench::B * bench::H * bench::Dv)) {
@@ -22,7 +29,12 @@ struct cache {
 
 double kv_bytes(ika::index_t Lk) { return 4.0 * double(bench::B * bench::H * Lk) * double(bench::D + bench::Dv); }
 
-enum class method { stream, softmax, ika };
+// bytes an ika_cached call reads: per key and query head its features (padded) and term, and V
+double cached_bytes(ika::index_t Lk) {
+  return 4.0 * double(bench::B * bench::H * Lk) * double(2 * bench::M + 1 + bench::Dv);
+}
+
+enum class method { stream, softmax, ika, ika_cached };
 
 void run(benchmark::State& state, method m, bool) {
   const ika::index_t Lk = state.range(0);
@@ -32,6 +44,10 @@ void run(benchmark::State& state, method m, bool) {
   const auto k = bench::qk_view(c.k.data(), Lk), v = bench::v_view(c.v.data(), Lk);
   const auto out = ika::bhld(c.out.data(), bench::B, bench::H, 1, bench::Dv);
   const auto decode = ika::mask(ika::causal_lower_right{});
+  if (m == method::ika_cached && c.prepared == nullptr) {
+    c.prepared = std::make_unique<ika_key_cache>(bench::ika_logit(), bench::B, bench::H, bench::H, bench::D, Lk);
+    c.prepared->append(k);
+  }
   double sink = 0;
   const auto call = [&] {
     switch (m) {
@@ -55,12 +71,16 @@ void run(benchmark::State& state, method m, bool) {
     }
     case method::softmax: ika::attention(q, k, v, out, bench::softmax_logit() + decode, {.threads = threads}); break;
     case method::ika: ika::attention(q, k, v, out, bench::ika_logit() + decode, {.threads = threads}); break;
+    case method::ika_cached: ika::attention(q, *c.prepared, v, out, decode, {.threads = threads}); break;
     }
     benchmark::DoNotOptimize(c.out.data());
     benchmark::DoNotOptimize(sink);
   };
   bench::time_calls(state, call);
   state.counters["GB/s"] = benchmark::Counter(kv_bytes(Lk) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  if (m == method::ika_cached)
+    state.counters["read_GB/s"] =
+        benchmark::Counter(cached_bytes(Lk) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 } // namespace
@@ -71,7 +91,7 @@ int main(int argc, char** argv) {
   for (const ika::index_t Lk : {4096, 8192, 16384, 32768})
     for (const int t : {1, 2})
       for (const auto& [name, m] : {std::pair{"stream", method::stream}, std::pair{"softmax", method::softmax},
-                                    std::pair{"ika", method::ika}})
+                                    std::pair{"ika", method::ika}, std::pair{"ika_cached", method::ika_cached}})
         bench::configure(benchmark::RegisterBenchmark(name, run, m, false)->Args({Lk, t})->ArgNames({"Lk", "omp"}), 0.3,
                          3, benchmark::kMicrosecond);
   benchmark::RunSpecifiedBenchmarks();

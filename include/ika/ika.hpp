@@ -27,6 +27,7 @@
 #include "ika/core/tensor_view.hpp"
 #include "ika/cpu/attention.hpp"
 #include "ika/cpu/fused_backward.hpp"
+#include "ika/cpu/key_cache.hpp"
 #include "ika/cpu/linear.hpp"
 #include "ika/cpu/reference.hpp"
 #include "ika/cpu/reference_backward.hpp"

@@ -104,6 +104,37 @@ template <class T, class BoundKernel, class BoundNorm>
   std::fill(bias + n, bias + padded, -std::numeric_limits<T>::infinity());
 }
 
+// Key features and terms computed once, when the keys were appended to an ika::key_cache:
+// feature head hf's key j of batch row b at row (b · feature_heads + hf) · capacity + j, rows of
+// f_pad values (zero-padded). The split-key engine then scores them in place.
+template <class T>
+struct prepared_key_rows {
+  const T* features = nullptr;
+  const T* bias = nullptr; // kernel row term + magnitude per key
+  index_t feature_heads = 0, capacity = 0, f_pad = 0;
+
+  // keys [j0, j0 + n) of (b, hf) into key_rows and bias, the SIMD tail as in prepare_key_block;
+  // rows `distance` keys on (up to j_end) are prefetched with their value rows
+  template <class ValueRow>
+  void block(index_t b, index_t hf, index_t j0, index_t n, index_t j_end, const T* zero_row, ValueRow value_row,
+             index_t v_dim, const T** key_rows, T* block_bias) const {
+    constexpr index_t distance = 64;
+    const index_t base = (b * feature_heads + hf) * capacity;
+    for (index_t c = 0; c < n; ++c) {
+      const index_t j = j0 + c;
+      if (j + distance < j_end) {
+        prefetch_row(features + (base + j + distance) * f_pad, f_pad);
+        prefetch_row(value_row(j + distance), v_dim);
+      }
+      key_rows[c] = features + (base + j) * f_pad;
+      block_bias[c] = bias[base + j];
+    }
+    const index_t padded = round_up(n, index_t(simd::width<T>));
+    std::fill(key_rows + n, key_rows + padded, zero_row);
+    std::fill(block_bias + n, block_bias + padded, -std::numeric_limits<T>::infinity());
+  }
+};
+
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class split_key_engine {
   using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
@@ -134,6 +165,13 @@ public:
     for (index_t h = 0; h < s_.q_heads; ++h)
       heads_of_[std::size_t(Kernel::head_dependent ? h : Heads::kv_head(h, s_.q_heads, s_.kv_heads))].push_back(h);
     for (const auto& heads : heads_of_) group_rows_ = std::max(group_rows_, index_t(heads.size()) * s_.q_len);
+  }
+
+  // The features of the keys come from `prepared` instead of k (which is then not read).
+  void use_prepared(const prepared_key_rows<T>& prepared) {
+    require(prepared.f_pad == f_pad_ && prepared.feature_heads == feature_heads_ && prepared.capacity >= s_.k_len,
+            "key_cache", "features prepared for this kernel and head structure");
+    prepared_ = &prepared;
   }
 
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
@@ -258,8 +296,13 @@ private:
       const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
       T* scores = ws.scores.data();
       T* bias = ws.bias.data();
-      prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end, ws.key_features.data(),
-                        ws.block_features.data(), ws.zero_row.data(), ws.key_rows.data(), bias);
+      if (prepared_ != nullptr)
+        prepared_->block(b, hf, j0, n, j_end, ws.zero_row.data(), [&](index_t j) { return v.row(b, hk, j); },
+                         s_.v_dim, ws.key_rows.data(), bias);
+      else
+        prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
+                          ws.key_features.data(), ws.block_features.data(), ws.zero_row.data(), ws.key_rows.data(),
+                          bias);
       for (index_t r = 0; r < rows; ++r)
         block_scores(ws.query_of[std::size_t(r)], ws.key_rows.data(), padded, scores + r * block_keys);
       bool any = false;
@@ -343,6 +386,7 @@ private:
   masks_type masks_;
   index_t F_ = 0, f_pad_ = 0, feature_heads_ = 0, splits_ = 0, group_rows_ = 0;
   std::vector<std::vector<index_t>> heads_of_;
+  const prepared_key_rows<T>* prepared_ = nullptr;
   // per call, in the calling thread's scratch arena
   T *query_features_ = nullptr, *query_term_ = nullptr, *partial_max_ = nullptr, *partial_sum_ = nullptr,
     *partial_out_ = nullptr;

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: MIT
+// ika::key_cache (include/ika/cpu/key_cache.hpp): attention over keys whose features were prepared
+// when they were appended, against the reference computed from the keys themselves, for every
+// kernel, the masks of the split-key engine and the three head structures, keys appended in
+// uneven pieces and across split boundaries (512 keys); bitwise equal to the split-key engine
+// that reads K; thread-count determinism; errors at the API edge.
+
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "fused_vs_reference.hpp"
+
+using namespace ika_test;
+
+namespace {
+
+// rows [j0, j1) of a (B, H, L, D) view
+template <class T>
+ika::tensor_view<T> rows_of(const ika::tensor_view<T>& x, index_t j0, index_t j1) {
+  ika::tensor_view<T> part = x;
+  part.data = x.data + j0 * x.row_stride;
+  part.rows = j1 - j0;
+  return part;
+}
+
+// the cache filled with the keys of p in three uneven pieces (1 key, a third, the rest)
+template <class Cache, class T>
+void append_in_pieces(Cache& cache, const qkv_problem<T>& p, int threads = 0) {
+  const index_t a = std::min<index_t>(1, p.Lk), b = std::max(a, p.Lk / 3);
+  cache.append(rows_of(p.k, 0, a), threads);
+  cache.append(rows_of(p.k, a, b), threads);
+  cache.append(rows_of(p.k, b, p.Lk), threads);
+}
+
+template <class F>
+void for_each_decode_mask(mask_data& m, index_t B, index_t Lq, index_t Lk, F&& f) {
+  f("none", ika::logit_expression<ika::no_kernel, ika::no_norm>{});
+  f("causal_upper_left", ika::mask(ika::causal_upper_left{}));
+  f("causal_lower_right", ika::mask(ika::causal_lower_right{}));
+  f("key_padding", ika::mask(ika::key_padding{m.lengths}));
+  f("keep_mask", ika::mask(ika::keep_mask{ika::dense(m.keep.get(), B, 1, Lq, Lk)}));
+  f("additive_bias", ika::mask(ika::additive_bias{ika::dense(m.bias.data(), 1, 1, Lq, Lk)}));
+  f("causal_lower_right+key_padding",
+    ika::mask(ika::causal_lower_right{}) + ika::mask(ika::key_padding{m.lengths}));
+}
+
+struct cache_shape {
+  index_t Lq, Lk, D, Dv;
+};
+constexpr cache_shape cache_shapes[] = {{1, 1, 8, 8}, {2, 7, 33, 9}, {1, 513, 64, 64}, {4, 1100, 16, 5}, {3, 257, 8, 17}};
+
+template <class T>
+void cache_matches_reference() {
+  const index_t B = 2;
+  std::size_t cases = 0;
+  for (std::size_t shape_index = 0; shape_index < std::size(cache_shapes); ++shape_index) {
+    const cache_shape& sc = cache_shapes[shape_index];
+    const head_case& hc = head_cases[shape_index % std::size(head_cases)];
+    const qkv_problem<T> p(layout::bhld, B, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 9100 + shape_index, 0.7);
+    const caller_spectral points(sc.D, 5);
+    mask_data md(B, hc.Hq, sc.Lq, sc.Lk);
+    for_each_kernel(hc.Hq, sc.D, points, [&](const char* kernel_name, const auto& kernel, double conditioning) {
+      const auto with_norm = [&](const char* norm_name, const auto& norm) {
+        const auto logit = ika::log_kernel(kernel) + ika::magnitude(norm);
+        ika::key_cache<T, std::decay_t<decltype(kernel)>, std::decay_t<decltype(norm)>> cache(logit, B, hc.Hq, hc.Hkv,
+                                                                                               sc.D, sc.Lk + 3);
+        append_in_pieces(cache, p);
+        REQUIRE(cache.size() == sc.Lk);
+        for_each_decode_mask(md, B, sc.Lq, sc.Lk, [&](const char* mask_name, const auto& masks) {
+          std::ostringstream what;
+          what << hc.name << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D << " Dv=" << sc.Dv
+               << " mask=" << mask_name << " kernel=" << kernel_name << " norm=" << norm_name;
+          INFO(what.str());
+          result<T> cached(B, hc.Hq, sc.Lq, sc.Dv), direct(B, hc.Hq, sc.Lq, sc.Dv), ref(B, hc.Hq, sc.Lq, sc.Dv);
+          ika::attention(p.q, cache, p.v, cached.o(), masks, {.lse = cached.l()});
+          ika::attention(p.q, p.k, p.v, direct.o(), logit + masks, {.lse = direct.l()});
+          ika::reference::attention(p.q, p.k, p.v, ref.o(), logit + masks, {.lse = ref.l()});
+          CHECK_FALSE(any_nan(cached.out));
+          CHECK(relative_error(cached.out, ref.out) <= conditioning * tolerance<T>());
+          CHECK(relative_error(cached.lse, ref.lse) <= conditioning * tolerance<T>());
+          // the same features, terms and order of operations as the engine that reads K
+          CHECK(cached.out == direct.out);
+          CHECK(cached.lse == direct.lse);
+          ++cases;
+        });
+      };
+      if (cases % 3 == 0) with_norm("lp(3)", ika::lp{3.0});
+      else if (cases % 3 == 1) with_norm("lp(2)", ika::lp{2.0});
+      else with_norm("lp(1, with query)", ika::lp{1.0, ika::norm_exponent::two, ika::norm_divisor::paper, true});
+    });
+  }
+  CHECK(cases == std::size(cache_shapes) * 7 * 7);
+}
+
+} // namespace
+
+TEST_CASE("key cache == reference for every kernel x decode mask x heads (float)") { cache_matches_reference<float>(); }
+TEST_CASE("key cache == reference for every kernel x decode mask x heads (double)") {
+  cache_matches_reference<double>();
+}
+
+TEST_CASE("key cache: appended and attended with 1, 2 and 3 threads, bitwise the same") {
+  const qkv_problem<float> p(layout::bhld, 2, 4, 2, 1, 1300, 64, 64, 77, 0.7);
+  const auto logit = ika::log_kernel(ika::yaglom_rff<float>::from_seed(3, 4, 64, 32)) + ika::magnitude(ika::lp{3.0});
+  std::vector<float> first;
+  for (const int threads : {1, 2, 3}) {
+    ika::key_cache<float, ika::yaglom_rff<float>, ika::lp> cache(logit, 2, 4, 2, 64, 1300);
+    append_in_pieces(cache, p, threads);
+    result<float> r(2, 4, 1, 64);
+    ika::attention(p.q, cache, p.v, r.o(), ika::mask(ika::causal_lower_right{}), {.threads = threads});
+    if (first.empty()) first = r.out;
+    else CHECK(r.out == first);
+  }
+}
+
+TEST_CASE("key cache: clear, grow up to the capacity, empty cache and fully masked rows") {
+  const qkv_problem<double> p(layout::bhld, 1, 2, 2, 1, 40, 8, 8, 5);
+  const auto logit = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{3.0});
+  ika::key_cache<double, ika::rbf, ika::lp, ika::independent_heads> cache(logit, 1, 2, 2, 8, 40);
+  // nothing appended: every row is fully masked, zeros and a −inf log-sum-exp
+  result<double> empty(1, 2, 1, 8);
+  ika::attention(p.q, cache, rows_of(p.v, 0, 0), empty.o(), {}, {.lse = empty.l()});
+  for (const double x : empty.out) CHECK(x == 0.0);
+  for (const double x : empty.lse) CHECK(x == -std::numeric_limits<double>::infinity());
+  // stale keys are forgotten by clear()
+  cache.append(rows_of(p.k, 0, 40));
+  cache.clear();
+  CHECK(cache.size() == 0);
+  cache.append(rows_of(p.k, 0, 25));
+  cache.append(rows_of(p.k, 25, 40));
+  CHECK(cache.size() == 40);
+  result<double> cached(1, 2, 1, 8), ref(1, 2, 1, 8);
+  ika::attention(p.q, cache, p.v, cached.o());
+  ika::reference::attention<ika::independent_heads>(p.q, p.k, p.v, ref.o(), logit);
+  CHECK(relative_error(cached.out, ref.out) <= tolerance<double>());
+}
+
+TEST_CASE("key cache: bad shapes name the argument and the expected shape") {
+  const qkv_problem<float> p(layout::bhld, 2, 4, 2, 1, 10, 8, 8, 5);
+  const auto logit = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0});
+  ika::key_cache<float, ika::rbf, ika::lp> cache(logit, 2, 4, 2, 8, 12);
+  cache.append(rows_of(p.k, 0, 10));
+  const auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const ika::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  CHECK(message([&] { cache.append(rows_of(p.k, 0, 3)); }).find("argument 'k': expected at most 2 new keys") != std::string::npos);
+  CHECK(cache.size() == 10); // a refused append leaves the cache as it was
+  const qkv_problem<float> wrong(layout::bhld, 2, 3, 3, 1, 10, 7, 8, 6);
+  CHECK(message([&] { cache.append(wrong.k); }).find("argument 'k': expected (B = 2, Hkv = 2, n, D = 8)") !=
+        std::string::npos);
+  result<float> r(2, 4, 1, 8);
+  CHECK(message([&] { ika::attention(p.q, cache, rows_of(p.v, 0, 9), r.o()); }).find("argument 'v': expected") !=
+        std::string::npos);
+  result<float> r3(2, 3, 1, 8);
+  CHECK(message([&] { ika::attention(wrong.q, cache, p.v, r3.o()); }).find("argument 'q': expected Hq = 4") !=
+        std::string::npos);
+  CHECK(message([&] { ika::key_cache<float, ika::rbf, ika::lp> c(logit, 1, 3, 2, 8, 4); }).find("Hq % Hkv") !=
+        std::string::npos);
+  CHECK(message([&] { ika::key_cache<float, ika::rbf, ika::lp> c(logit, 1, 4, 2, 8, -1); })
+            .find("key_cache.capacity") != std::string::npos);
+}
