@@ -48,7 +48,9 @@ void for_each_decode_mask(mask_data& m, index_t B, index_t Lq, index_t Lk, F&& f
 struct cache_shape {
   index_t Lq, Lk, D, Dv;
 };
-constexpr cache_shape cache_shapes[] = {{1, 1, 8, 8}, {2, 7, 33, 9}, {1, 513, 64, 64}, {4, 1100, 16, 5}, {3, 257, 8, 17}};
+// Lq = 9: more query rows than the split-key engine takes from ika::attention (4), still exact
+constexpr cache_shape cache_shapes[] = {{1, 1, 8, 8},     {2, 7, 33, 9},  {1, 513, 64, 64},
+                                        {4, 1100, 16, 5}, {3, 257, 8, 17}, {9, 100, 8, 8}};
 
 template <class T>
 void cache_matches_reference() {
@@ -79,9 +81,12 @@ void cache_matches_reference() {
           CHECK_FALSE(any_nan(cached.out));
           CHECK(relative_error(cached.out, ref.out) <= conditioning * tolerance<T>());
           CHECK(relative_error(cached.lse, ref.lse) <= conditioning * tolerance<T>());
-          // the same features, terms and order of operations as the engine that reads K
-          CHECK(cached.out == direct.out);
-          CHECK(cached.lse == direct.lse);
+          // the same features, terms and order of operations as the engine that reads K (the
+          // fused engine serves ika::attention when Lq > 4)
+          if (sc.Lq <= 4) {
+            CHECK(cached.out == direct.out);
+            CHECK(cached.lse == direct.lse);
+          }
           ++cases;
         });
       };
