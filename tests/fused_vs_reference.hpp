@@ -81,7 +81,8 @@ struct mask_data {
   }
 };
 
-template <class F>
+// WithGraph = false leaves out the graph mask (engines that do not take one).
+template <bool WithGraph = true, class F>
 void for_each_mask(mask_data& m, index_t B, index_t Lq, index_t Lk, F&& f) {
   f("none", ika::logit_expression<ika::no_kernel, ika::no_norm>{});
   f("causal_upper_left", ika::mask(ika::causal_upper_left{}));
@@ -89,7 +90,7 @@ void for_each_mask(mask_data& m, index_t B, index_t Lq, index_t Lk, F&& f) {
   f("key_padding", ika::mask(ika::key_padding{m.lengths}));
   f("keep_mask", ika::mask(ika::keep_mask{ika::dense(m.keep.get(), B, 1, Lq, Lk)}));
   f("additive_bias", ika::mask(ika::additive_bias{ika::dense(m.bias.data(), 1, 1, Lq, Lk)}));
-  f("graph_csr", ika::mask(ika::graph_csr{m.offsets, m.columns}));
+  if constexpr (WithGraph) f("graph_csr", ika::mask(ika::graph_csr{m.offsets, m.columns}));
   f("causal_lower_right+key_padding",
     ika::mask(ika::causal_lower_right{}) + ika::mask(ika::key_padding{m.lengths}));
 }

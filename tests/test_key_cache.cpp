@@ -33,18 +33,6 @@ void append_in_pieces(Cache& cache, const qkv_problem<T>& p, int threads = 0) {
   cache.append(rows_of(p.k, b, p.Lk), threads);
 }
 
-template <class F>
-void for_each_decode_mask(mask_data& m, index_t B, index_t Lq, index_t Lk, F&& f) {
-  f("none", ika::logit_expression<ika::no_kernel, ika::no_norm>{});
-  f("causal_upper_left", ika::mask(ika::causal_upper_left{}));
-  f("causal_lower_right", ika::mask(ika::causal_lower_right{}));
-  f("key_padding", ika::mask(ika::key_padding{m.lengths}));
-  f("keep_mask", ika::mask(ika::keep_mask{ika::dense(m.keep.get(), B, 1, Lq, Lk)}));
-  f("additive_bias", ika::mask(ika::additive_bias{ika::dense(m.bias.data(), 1, 1, Lq, Lk)}));
-  f("causal_lower_right+key_padding",
-    ika::mask(ika::causal_lower_right{}) + ika::mask(ika::key_padding{m.lengths}));
-}
-
 struct cache_shape {
   index_t Lq, Lk, D, Dv;
 };
@@ -69,7 +57,7 @@ void cache_matches_reference() {
                                                                                                sc.D, sc.Lk + 3);
         append_in_pieces(cache, p);
         REQUIRE(cache.size() == sc.Lk);
-        for_each_decode_mask(md, B, sc.Lq, sc.Lk, [&](const char* mask_name, const auto& masks) {
+        for_each_mask<false>(md, B, sc.Lq, sc.Lk, [&](const char* mask_name, const auto& masks) {
           std::ostringstream what;
           what << hc.name << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D << " Dv=" << sc.Dv
                << " mask=" << mask_name << " kernel=" << kernel_name << " norm=" << norm_name;
