@@ -3,7 +3,7 @@
 // when they were appended, against the reference computed from the keys themselves, for every
 // kernel, the masks of the split-key engine and the three head structures, keys appended in
 // uneven pieces and across split boundaries (512 keys); bitwise equal to the split-key engine
-// that reads K; thread-count determinism; errors at the API edge.
+// that reads K (float); thread-count determinism; errors at the API edge.
 
 #include <doctest/doctest.h>
 
@@ -62,18 +62,22 @@ void cache_matches_reference() {
           what << hc.name << " Lq=" << sc.Lq << " Lk=" << sc.Lk << " D=" << sc.D << " Dv=" << sc.Dv
                << " mask=" << mask_name << " kernel=" << kernel_name << " norm=" << norm_name;
           INFO(what.str());
-          result<T> cached(B, hc.Hq, sc.Lq, sc.Dv), direct(B, hc.Hq, sc.Lq, sc.Dv), ref(B, hc.Hq, sc.Lq, sc.Dv);
+          result<T> cached(B, hc.Hq, sc.Lq, sc.Dv), ref(B, hc.Hq, sc.Lq, sc.Dv);
           ika::attention(p.q, cache, p.v, cached.o(), masks, {.lse = cached.l()});
-          ika::attention(p.q, p.k, p.v, direct.o(), logit + masks, {.lse = direct.l()});
           ika::reference::attention(p.q, p.k, p.v, ref.o(), logit + masks, {.lse = ref.l()});
           CHECK_FALSE(any_nan(cached.out));
           CHECK(relative_error(cached.out, ref.out) <= conditioning * tolerance<T>());
           CHECK(relative_error(cached.lse, ref.lse) <= conditioning * tolerance<T>());
           // the same features, terms and order of operations as the engine that reads K (the
-          // fused engine serves ika::attention when Lq > 4)
-          if (sc.Lq <= 4) {
-            CHECK(cached.out == direct.out);
-            CHECK(cached.lse == direct.lse);
+          // fused engine serves ika::attention when Lq > 4); in float only, to keep this
+          // file's compile time (each call instantiates both CPU engines) within CI's budget
+          if constexpr (std::is_same_v<T, float>) {
+            if (sc.Lq <= 4) {
+              result<T> direct(B, hc.Hq, sc.Lq, sc.Dv);
+              ika::attention(p.q, p.k, p.v, direct.o(), logit + masks, {.lse = direct.l()});
+              CHECK(cached.out == direct.out);
+              CHECK(cached.lse == direct.lse);
+            }
           }
           ++cases;
         });
