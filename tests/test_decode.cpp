@@ -13,19 +13,16 @@ using namespace ika_test;
 
 namespace {
 
-struct decode_shape {
-  index_t Lq, Lk, D, Dv;
-};
-constexpr decode_shape decode_shapes[] = {{1, 1, 8, 8},     {2, 7, 33, 9},    {3, 33, 64, 17},
-                                          {4, 257, 16, 5},  {1, 513, 64, 64}, {2, 1500, 8, 33},
-                                          {4, 1100, 33, 3}, {1, 2100, 16, 16}};
+constexpr shape_case decode_shapes[] = {{1, 1, 8, 8},     {2, 7, 33, 9},    {3, 33, 64, 17},
+                                        {4, 257, 16, 5},  {1, 513, 64, 64}, {2, 1500, 8, 33},
+                                        {4, 1100, 33, 3}, {1, 2100, 16, 16}};
 
 template <class T>
 void decode_matches_reference() {
   const index_t B = 2;
   std::size_t cases = 0;
   for (std::size_t shape_index = 0; shape_index < std::size(decode_shapes); ++shape_index) {
-    const decode_shape& sc = decode_shapes[shape_index];
+    const shape_case& sc = decode_shapes[shape_index];
     const head_case& hc = head_cases[shape_index % std::size(head_cases)];
     const qkv_problem<T> p(layout::bhld, B, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 7000 + shape_index, 0.7);
     const caller_spectral points(sc.D, 5);

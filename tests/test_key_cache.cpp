@@ -33,19 +33,16 @@ void append_in_pieces(Cache& cache, const qkv_problem<T>& p, int threads = 0) {
   cache.append(rows_of(p.k, b, p.Lk), threads);
 }
 
-struct cache_shape {
-  index_t Lq, Lk, D, Dv;
-};
 // Lq = 9: more query rows than the split-key engine takes from ika::attention (4), still exact
-constexpr cache_shape cache_shapes[] = {{1, 1, 8, 8},     {2, 7, 33, 9},  {1, 513, 64, 64},
-                                        {4, 1100, 16, 5}, {3, 257, 8, 17}, {9, 100, 8, 8}};
+constexpr shape_case cache_shapes[] = {{1, 1, 8, 8},     {2, 7, 33, 9},   {1, 513, 64, 64},
+                                       {4, 1100, 16, 5}, {3, 257, 8, 17}, {9, 100, 8, 8}};
 
 template <class T>
 void cache_matches_reference() {
   const index_t B = 2;
   std::size_t cases = 0;
   for (std::size_t shape_index = 0; shape_index < std::size(cache_shapes); ++shape_index) {
-    const cache_shape& sc = cache_shapes[shape_index];
+    const shape_case& sc = cache_shapes[shape_index];
     const head_case& hc = head_cases[shape_index % std::size(head_cases)];
     const qkv_problem<T> p(layout::bhld, B, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 9100 + shape_index, 0.7);
     const caller_spectral points(sc.D, 5);

@@ -67,7 +67,7 @@ void prefetch_row(const T* row, index_t n) {
 
 // Keys [j0, j0 + n) of (batch b, key/value head hk) for feature head hf: key_rows[c] points at the
 // features of key j0 + c (whole vectors of f_pad entries, zero-padded), log-domain terms go into
-// bias, the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf). When
+// bias (the caller pads both to a whole vector of keys). When
 // the features are the key rows and need no padding they are scored in place (no copy); else
 // they are written into block_features. Rows of the keys `distance` further on (up to j_end) are
 // prefetched. Out of the engine class so that it is compiled once per kernel × norm, not once per
@@ -99,9 +99,6 @@ template <class T, class BoundKernel, class BoundNorm>
                        key_rows[j - j0] = row;
                      });
   }
-  const index_t padded = round_up(n, index_t(simd::width<T>));
-  std::fill(key_rows + n, key_rows + padded, zero_row);
-  std::fill(bias + n, bias + padded, -std::numeric_limits<T>::infinity());
 }
 
 // Key features and terms computed once, when the keys were appended to an ika::key_cache:
@@ -113,11 +110,11 @@ struct prepared_key_rows {
   const T* bias = nullptr; // kernel row term + magnitude per key
   index_t feature_heads = 0, capacity = 0, f_pad = 0;
 
-  // keys [j0, j0 + n) of (b, hf) into key_rows and bias, the SIMD tail as in prepare_key_block;
-  // rows `distance` keys on (up to j_end) are prefetched with their value rows
+  // keys [j0, j0 + n) of (b, hf) into key_rows and bias, as prepare_key_block does; rows
+  // `distance` keys on (up to j_end) are prefetched with their value rows
   template <class ValueRow>
-  void block(index_t b, index_t hf, index_t j0, index_t n, index_t j_end, const T* zero_row, ValueRow value_row,
-             index_t v_dim, const T** key_rows, T* block_bias) const {
+  void block(index_t b, index_t hf, index_t j0, index_t n, index_t j_end, ValueRow value_row, index_t v_dim,
+             const T** key_rows, T* block_bias) const {
     constexpr index_t distance = 64;
     const index_t base = (b * feature_heads + hf) * capacity;
     for (index_t c = 0; c < n; ++c) {
@@ -129,9 +126,6 @@ struct prepared_key_rows {
       key_rows[c] = features + (base + j) * f_pad;
       block_bias[c] = bias[base + j];
     }
-    const index_t padded = round_up(n, index_t(simd::width<T>));
-    std::fill(key_rows + n, key_rows + padded, zero_row);
-    std::fill(block_bias + n, block_bias + padded, -std::numeric_limits<T>::infinity());
   }
 };
 
@@ -297,12 +291,15 @@ private:
       T* scores = ws.scores.data();
       T* bias = ws.bias.data();
       if (prepared_ != nullptr)
-        prepared_->block(b, hf, j0, n, j_end, ws.zero_row.data(), [&](index_t j) { return v.row(b, hk, j); },
-                         s_.v_dim, ws.key_rows.data(), bias);
+        prepared_->block(b, hf, j0, n, j_end, [&](index_t j) { return v.row(b, hk, j); }, s_.v_dim,
+                         ws.key_rows.data(), bias);
       else
         prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
                           ws.key_features.data(), ws.block_features.data(), ws.zero_row.data(), ws.key_rows.data(),
                           bias);
+      // the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf)
+      std::fill(ws.key_rows.data() + n, ws.key_rows.data() + padded, ws.zero_row.data());
+      std::fill(bias + n, bias + padded, minus_inf);
       for (index_t r = 0; r < rows; ++r)
         block_scores(ws.query_of[std::size_t(r)], ws.key_rows.data(), padded, scores + r * block_keys);
       bool any = false;

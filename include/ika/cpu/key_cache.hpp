@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
-#include <vector>
 
 #include "ika/core/aligned_buffer.hpp"
 #include "ika/core/attention_args.hpp"

@@ -63,9 +63,8 @@ struct lp {
         for (index_t r = 0; r < n; ++r) out[r] = magnitude(x[r]);
         return;
       }
-      const bool exponent_is_p_value = exponent == double(p);
       simd::row_sums_abs_pow(x, n, dim, p, [&](index_t r, T sum) {
-        out[r] = (exponent_is_p_value ? double(sum) : std::pow(double(sum), exponent / double(p))) * inverse_divisor;
+        out[r] = (exponent == double(p) ? double(sum) : std::pow(double(sum), exponent / double(p))) * inverse_divisor;
       });
     }
 
