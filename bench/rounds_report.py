@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Tables from bench/cpu_rounds.sh's output: ika's fused softmax against torch's SDPA, per round and
+as the median over rounds.
+
+    python3 bench/rounds_report.py DIR > DIR/rounds.md
+
+DIR holds r<round>_<variant>.json (bench_attention, Google Benchmark JSON) and r<round>_torch.json
+(bench/torch_compare.py). Each file gives one time per (method, L, threads): Google Benchmark's
+median over its repetitions, torch_compare.py's median over its batches. The report takes the
+median of those over the rounds; speed-up = torch time / ika time (ika faster when > 1).
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def ika_times(path):
+    times = {}
+    for b in json.load(open(path))["benchmarks"]:
+        if b.get("aggregate_name") != "median":
+            continue
+        name = b["run_name"]
+        method = name.split("/")[0]
+        L = int(re.search(r"/L:(\d+)", name).group(1))
+        threads = int(re.search(r"/omp:(\d+)", name).group(1))
+        times[(method, L, threads)] = b["real_time"] * UNIT_MS[b["time_unit"]]
+    return times
+
+
+def torch_times(path):
+    return {(r["method"], r["L"], r["threads"]): r["time_ms"] for r in json.load(open(path))["results"]}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    folder = sys.argv[1]
+    runs = {}  # variant -> round -> {(method, L, threads): ms}
+    for path in sorted(glob.glob(os.path.join(folder, "r*_*.json"))):
+        m = re.fullmatch(r"r(\d+)_(.+)\.json", os.path.basename(path))
+        round_, variant = int(m.group(1)), m.group(2)
+        runs.setdefault(variant, {})[round_] = (torch_times if variant == "torch" else ika_times)(path)
+    if "torch" not in runs or "main" not in runs:
+        sys.exit(f"{folder}: needs r<N>_main.json and r<N>_torch.json files")
+
+    def median(variant, key):
+        values = [r[key] for r in runs[variant].values() if key in r]
+        return statistics.median(values) if values else None, values
+
+    rounds = sorted(runs["main"])
+    print(f"# ika vs torch SDPA, {len(rounds)} interleaved rounds ({folder})\n")
+    print("Time per call in ms: each round's value (Google Benchmark's / torch_compare.py's median over its "
+          "repetitions), then the median over rounds; speed-up = torch time / ika time.\n")
+    print("| ika method | torch method | L | threads | ika per round | ika median | torch per round | torch median | speed-up |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for ika_method, torch_method in (("fused_softmax", "torch_sdpa"), ("fused_softmax_causal", "torch_sdpa_causal")):
+        for L in (1024, 4096):
+            for threads in (1, 2):
+                a, a_values = median("main", (ika_method, L, threads))
+                t, t_values = median("torch", (torch_method, L, threads))
+                if a is None or t is None:
+                    continue
+                fmt = lambda vs: ", ".join(f"{v:.1f}" for v in vs)
+                print(f"| {ika_method} | {torch_method} | {L} | {threads} | {fmt(a_values)} | {a:.1f} | "
+                      f"{fmt(t_values)} | {t:.1f} | {t / a:.2f}× |")
+    variants = [v for v in runs if v not in ("main", "torch")]
+    if variants:
+        print("\nBlocking variants (fused_softmax; median over rounds, ms; ratio = main / variant, the variant "
+              "faster when > 1):\n")
+        print("| L | threads | main | " + " | ".join(variants) + " |")
+        print("|---|---|---|" + "---|" * len(variants))
+        for L in (1024, 4096):
+            for threads in (1, 2):
+                key = ("fused_softmax", L, threads)
+                base, _ = median("main", key)
+                cells = []
+                for v in variants:
+                    x, _ = median(v, key)
+                    cells.append("—" if x is None else f"{x:.1f} ({base / x:.2f})")
+                print(f"| {L} | {threads} | {base:.1f} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
