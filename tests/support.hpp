@@ -20,6 +20,18 @@ namespace ika_test {
 
 using ika::index_t;
 
+// The product tests (every kernel x norm x mask) take every kernel in the release build and, under
+// the sanitizers (IKA_TEST_SANITIZED, set by ika_target_sanitize), one kernel per way the engines
+// obtain a key's features: the rows themselves with a key term (rbf), a pairwise score (laplacian),
+// computed features (yaglom_rff). Each kernel is another instantiation of every engine; the subset
+// keeps the sanitizer build, the longest stage of CI, to about half its compile time
+// (docs/decisions.md, "Sanitizer builds test a subset of the kernels").
+#if defined(IKA_TEST_SANITIZED)
+inline constexpr bool every_kernel = false;
+#else
+inline constexpr bool every_kernel = true;
+#endif
+
 enum class layout { bhld, blhd, packed };
 
 inline const char* name(layout l) {
