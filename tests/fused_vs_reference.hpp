@@ -124,7 +124,7 @@ struct shape_case {
 };
 // Awkward sizes, cycled through the configurations so that every kernel, norm, mask, head
 // structure and layout meets several of them: single rows, sizes that are not multiples of the
-// SIMD width, and key counts that span several key tiles (256 keys). Long keys are paired with
+// SIMD width, and key counts that span several key tiles (512 keys: Lk = 1000). Long keys are paired with
 // few queries to keep the double reference cheap.
 inline constexpr shape_case self_shapes[] = {{1, 1, 8, 8}, {7, 7, 33, 9}, {33, 33, 64, 17}, {257, 257, 8, 5}};
 inline constexpr shape_case cross_shapes[] = {{7, 33, 33, 9}, {1, 257, 128, 33}, {33, 300, 8, 64}, {50, 1000, 8, 3}};

@@ -43,7 +43,7 @@ struct engine_blocking {
   static constexpr index_t NR = 2 * W;                                  // keys per panel
   static constexpr index_t MR = simd::vector_registers >= 32 ? 12 : 6; // query rows per micro-tile
   static constexpr index_t query_tile = 4 * MR;
-  static constexpr index_t key_tile = 256; // a multiple of NR for every T and ISA
+  static constexpr index_t key_tile = 512; // a multiple of NR for every T and ISA (bench/results/blocking/)
   static_assert(key_tile % NR == 0);
 };
 
