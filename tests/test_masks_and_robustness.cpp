@@ -111,6 +111,28 @@ TEST_CASE_TEMPLATE("keys with norms up to 1e3 do not overflow", T, float, double
   check("laplacian p=inf", ika::log_kernel(ika::laplacian{}) + ika::magnitude(ika::lp{ika::lp::infinity}));
 }
 
+// The exp-free weights of bounded kernels scale each key by exp(b_j − max b over its key tile).
+// On a masked tile the key that sets that max may be hidden: here the first 10 keys (small
+// magnitudes) are all that rows 0-9 (causal) or every row (key padding) see, while the other keys
+// of the tile have magnitudes larger by about 150, beyond float's exp range.
+TEST_CASE_TEMPLATE("masked rows whose visible keys have magnitudes far below their tile's largest", T, float, double) {
+  const index_t B = 1, H = 2, L = 40, D = 8, small = 10;
+  qkv_problem<T> p(layout::bhld, B, H, H, L, L, D, D, 23);
+  for (index_t h = 0; h < H; ++h)
+    for (index_t j = small; j < L; ++j)
+      for (index_t d = 0; d < D; ++d) p.k.row(0, h, j)[d] *= T(12);
+  const std::vector<int> lengths{int(small)};
+  const auto yaglom = ika::yaglom_rff<double>::from_seed(4, H, D, 16);
+  auto check = [&](const std::string& name, const auto& logit) {
+    INFO(name);
+    result<T> fused(B, H, L, D), ref(B, H, L, D);
+    run_both(p, logit, fused, ref); // fused against the double reference
+  };
+  const auto base = ika::log_kernel(yaglom) + ika::magnitude(ika::lp{2.0});
+  check("yaglom lp(2) causal_upper_left", base + ika::mask(ika::causal_upper_left{}));
+  check("yaglom lp(2) key_padding", base + ika::mask(ika::key_padding{lengths}));
+}
+
 TEST_CASE_TEMPLATE("results are bitwise identical for 1 and 2 threads", T, float, double) {
   const index_t B = 2, Hq = 4, Hkv = 2, L = 301, D = 40;
   const qkv_problem<T> p(layout::blhd, B, Hq, Hkv, L, L, D, D, 31);

@@ -50,6 +50,11 @@ struct engine_blocking {
 template <class BoundMask>
 inline constexpr bool is_sparse_mask = requires { BoundMask::sparse; };
 
+template <class BoundMask>
+inline constexpr bool mask_hides_only = requires {
+  requires BoundMask::hides_only;
+};
+
 // ---- masks, all of them at once -------------------------------------------------------------
 
 template <class... Bound>
@@ -57,6 +62,8 @@ struct mask_set {
   std::tuple<Bound...> masks;
 
   static constexpr bool has_sparse = (is_sparse_mask<Bound> || ...);
+  // every term is 0 or −inf (mask_traits.hpp: hides_only)
+  static constexpr bool hides_only = (mask_hides_only<Bound> && ...);
 
   tile_state tile(index_t b, index_t h, index_t i0, index_t i1, index_t j0, index_t j1) const {
     tile_state result = tile_state::full;
@@ -223,6 +230,10 @@ class fused_engine {
   using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
   static constexpr T minus_inf = -std::numeric_limits<T>::infinity();
   static constexpr index_t row_block = row_block_size<bound_kernel, T>;
+  // exp-free weights only where the visible b_j reach within this of the tile's max: the largest
+  // visible factor exp(b_j − max_tile b) ≥ e^-40 (float), and the factors that underflow belong to
+  // keys whose weight relative to that one is below e^-47 / ε
+  static constexpr T exp_free_range = std::is_same_v<T, float> ? T(40) : T(600);
 
   void prepare_rows(index_t h, const T* const* x, index_t n, T* features, double* terms, bool queries) const {
     detail::prepare_rows(kernel_, F_, h, x, n, features, terms, queries);
@@ -314,11 +325,11 @@ private:
 
   // -------- phase 2: query tiles --------
   struct workspace {
-    aligned_buffer<T> fq, scores, o, alpha;
+    aligned_buffer<T> fq, scores, o, alpha, mask_terms;
     std::vector<T> row_max, row_sum, row_term;
     workspace(index_t features, index_t dv_pad)
         : fq(std::size_t(QT * features)), scores(std::size_t(MR * KT)), o(std::size_t(QT * dv_pad)), alpha(MR),
-          row_max(QT), row_sum(QT), row_term(QT) {}
+          mask_terms(std::size_t(KT)), row_max(QT), row_sum(QT), row_term(QT) {}
   };
 
   void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse) {
@@ -407,8 +418,8 @@ private:
     tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + ja * F_, panel_count, F_, scores, KT);
     bool any;
     if constexpr (Kernel::kernel_value_form) {
-      any = state == tile_state::full
-                ? exp_free_weights(fh, t, ja, keys, r0, block_rows, ws)
+      any = state == tile_state::full || masks_type::hides_only
+                ? exp_free_weights(b, h, first_row, fh, t, ja, j_stop, j1, keys, r0, block_rows, state, ws)
                 : softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
     } else {
       any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
@@ -422,7 +433,6 @@ private:
   // rows and the rescale factors in ws.alpha; returns false when no row has a visible key.
   bool softmax_weights(index_t b, index_t h, index_t first_row, index_t j0, index_t j1, index_t keys, const T* bias,
                        index_t r0, index_t block_rows, tile_state block_state, workspace& ws) const {
-    using V = simd::batch<T>;
     bool any = false;
     for (index_t r = 0; r < MR; ++r) {
       T* s = ws.scores.data() + r * KT;
@@ -431,45 +441,66 @@ private:
         std::fill(s, s + keys, T(0));
         continue;
       }
-      V vmax(minus_inf);
-      for (index_t j = 0; j < keys; j += W) {
-        const V logit = kernel_.log_kernel(V::load_aligned(s + j)) + V::load_aligned(bias + j0 + j);
-        logit.store_aligned(s + j);
-        vmax = xsimd::max(vmax, logit);
-      }
-      T tile_max = simd::reduce_max(vmax);
-      if (block_state != tile_state::full &&
-          masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j1) != tile_state::full) {
-        masks_.apply(b, h, first_row + r, j0, j1 - j0, s);
-        // keys in [j1, j0 + keys) are padding keys, whose logit is already −inf
-        vmax = V(minus_inf);
-        for (index_t j = 0; j < keys; j += W) vmax = xsimd::max(vmax, V::load_aligned(s + j));
-        tile_max = simd::reduce_max(vmax);
-      }
-      T& m = ws.row_max[r0 + r];
-      const T m_new = std::max(m, tile_max);
-      if (m_new == minus_inf) { // nothing visible yet in this row
-        std::fill(s, s + keys, T(0));
-        continue;
-      }
-      any = true;
-      const T alpha = m == minus_inf ? T(0) : std::exp(m - m_new);
-      ws.row_sum[r0 + r] = ws.row_sum[r0 + r] * alpha + exp_shifted_in_place(s, keys, m_new);
-      ws.alpha[r] = alpha;
-      m = m_new;
+      const bool masked = block_state != tile_state::full &&
+                          masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j1) != tile_state::full;
+      any |= softmax_row(b, h, first_row + r, j0, j1, keys, bias, masked, s, r0 + r, ws.alpha[r], ws);
     }
     return any;
   }
 
-  // Exp-free epilogue for kernels with a bounded value κ̂ ≤ 1 + ε on fully visible tiles:
-  // weight_ij = κ̂(S_ij) · exp(b_j − max_tile b) · exp(max_tile b − m_i), the middle factor
-  // precomputed per key, the last one per row: two exp per row instead of one per element.
-  bool exp_free_weights(index_t fh, index_t t, index_t j0, index_t keys, index_t r0, index_t block_rows,
+  // One row of it: scores s of keys [j0, j0 + keys) -> weights, the row's running max and sum
+  // (tile row `row`) updated, the rescale factor in alpha; false when the row sees no key yet.
+  bool softmax_row(index_t b, index_t h, index_t i, index_t j0, index_t j1, index_t keys, const T* bias, bool masked,
+                   T* s, index_t row, T& alpha, workspace& ws) const {
+    using V = simd::batch<T>;
+    V vmax(minus_inf);
+    for (index_t j = 0; j < keys; j += W) {
+      const V logit = kernel_.log_kernel(V::load_aligned(s + j)) + V::load_aligned(bias + j0 + j);
+      logit.store_aligned(s + j);
+      vmax = xsimd::max(vmax, logit);
+    }
+    T tile_max = simd::reduce_max(vmax);
+    if (masked) {
+      masks_.apply(b, h, i, j0, j1 - j0, s);
+      // keys in [j1, j0 + keys) are padding keys, whose logit is already −inf
+      vmax = V(minus_inf);
+      for (index_t j = 0; j < keys; j += W) vmax = xsimd::max(vmax, V::load_aligned(s + j));
+      tile_max = simd::reduce_max(vmax);
+    }
+    T& m = ws.row_max[row];
+    const T m_new = std::max(m, tile_max);
+    if (m_new == minus_inf) { // nothing visible yet in this row
+      std::fill(s, s + keys, T(0));
+      return false;
+    }
+    alpha = m == minus_inf ? T(0) : std::exp(m - m_new);
+    ws.row_sum[row] = ws.row_sum[row] * alpha + exp_shifted_in_place(s, keys, m_new);
+    m = m_new;
+    return true;
+  }
+
+  // Exp-free epilogue for kernels with a bounded value κ̂ ≤ 1 + ε on visible keys [j0, j_stop)
+  // of key tile t (which ends at tile_end): weight_ij = κ̂(S_ij) · exp(b_j − max_tile b) ·
+  // exp(max_tile b − m_i), the middle factor precomputed per key, the last one per row: two exp per
+  // row instead of one per element. With masks that only hide keys it also serves partial tiles
+  // (block_state partial): the rows the masks touch get their hidden keys' weights set to zero.
+  // The key that set max_tile b may be outside the range or hidden: a range or row whose visible
+  // b_j all lie far below it (their factors would lose precision or underflow) takes the general
+  // epilogue instead.
+  bool exp_free_weights(index_t b, index_t h, index_t first_row, index_t fh, index_t t, index_t j0, index_t j_stop,
+                        index_t tile_end, index_t keys, index_t r0, index_t block_rows, tile_state block_state,
                         workspace& ws) const {
     using V = simd::batch<T>;
     const index_t tiles = std::max<index_t>(key_tiles_, 1);
     const T tile_max = tile_bias_max_[(fh * tiles + t)];
     const T* weight = key_weight_ + fh * k_pad_ + j0;
+    const T* bias = key_bias_ + fh * k_pad_;
+    if (block_state == tile_state::full && (j0 != t * KT || j_stop != tile_end)) {
+      V vmax(minus_inf);
+      for (index_t j = 0; j < keys; j += W) vmax = xsimd::max(vmax, V::load_aligned(bias + j0 + j));
+      if (!(simd::reduce_max(vmax) >= tile_max - exp_free_range))
+        return softmax_weights(b, h, first_row, j0, j_stop, keys, bias, r0, block_rows, block_state, ws);
+    }
     for (index_t r = 0; r < MR; ++r) {
       T* s = ws.scores.data() + r * KT;
       ws.alpha[r] = T(1);
@@ -477,15 +508,40 @@ private:
         std::fill(s, s + keys, T(0));
         continue;
       }
+      const bool masked = block_state != tile_state::full &&
+                          masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j_stop) != tile_state::full;
+      T* hidden = ws.mask_terms.data();
+      if (masked) {
+        // the row's mask terms (0 or −inf); padding keys past j_stop count as hidden
+        std::fill(hidden, hidden + keys, T(0));
+        masks_.apply(b, h, first_row + r, j0, j_stop - j0, hidden);
+        std::fill(hidden + (j_stop - j0), hidden + keys, minus_inf);
+        V vmax(minus_inf);
+        for (index_t j = 0; j < keys; j += W)
+          vmax = xsimd::max(vmax, V::load_aligned(bias + j0 + j) + V::load_aligned(hidden + j));
+        if (!(simd::reduce_max(vmax) >= tile_max - exp_free_range)) {
+          softmax_row(b, h, first_row + r, j0, j_stop, keys, bias, true, s, r0 + r, ws.alpha[r], ws);
+          continue;
+        }
+      }
       T& m = ws.row_max[r0 + r];
       const T m_new = std::max(m, tile_max);
       const T alpha = m == minus_inf ? T(0) : std::exp(m - m_new);
       const V beta(std::exp(tile_max - m_new));
       V vsum(T(0));
-      for (index_t j = 0; j < keys; j += W) {
-        const V p = kernel_.kernel_value(V::load_aligned(s + j)) * (V::load_aligned(weight + j) * beta);
-        p.store_aligned(s + j);
-        vsum += p;
+      if (!masked) {
+        for (index_t j = 0; j < keys; j += W) {
+          const V p = kernel_.kernel_value(V::load_aligned(s + j)) * (V::load_aligned(weight + j) * beta);
+          p.store_aligned(s + j);
+          vsum += p;
+        }
+      } else {
+        for (index_t j = 0; j < keys; j += W) {
+          const V p = kernel_.kernel_value(V::load_aligned(s + j)) * (V::load_aligned(weight + j) * beta);
+          const V visible = xsimd::select(V::load_aligned(hidden + j) == V(minus_inf), V(T(0)), p);
+          visible.store_aligned(s + j);
+          vsum += visible;
+        }
       }
       ws.row_sum[r0 + r] = ws.row_sum[r0 + r] * alpha + simd::reduce_add(vsum);
       ws.alpha[r] = alpha;

@@ -14,6 +14,7 @@ namespace detail {
 struct bound_causal {
   index_t offset;
   static constexpr bool device_hooks = true; // tile() and bias() compile for the GPU too
+  static constexpr bool hides_only = true;
 
   IKA_HOST_DEVICE tile_state tile(index_t, index_t, index_t i0, index_t i1, index_t j0, index_t j1) const {
     if (j0 > i1 - 1 + offset) return tile_state::empty;

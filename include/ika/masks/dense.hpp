@@ -69,6 +69,7 @@ struct keep_mask {
 
   struct bound {
     dense_view<const bool> keep;
+    static constexpr bool hides_only = true;
     // every pair is looked up, so every tile is partial
     tile_state tile(index_t, index_t, index_t, index_t, index_t, index_t) const { return tile_state::partial; }
     template <class T>

@@ -19,6 +19,7 @@ struct key_padding {
 
   struct bound {
     const I* lengths;
+    static constexpr bool hides_only = true;
 
     tile_state tile(index_t b, index_t, index_t, index_t, index_t j0, index_t j1) const {
       const index_t len = index_t(lengths[b]);

@@ -22,7 +22,9 @@ enum class tile_state { empty, full, partial };
 //   apply(b, h, i, j0, n, logits)  adds the mask's term to logits[0:n] of keys j0 … j0+n-1
 //   bias(b, h, i, j)               the same term for one pair, in double (the reference engine)
 // Optional: key_end(b, h, i0, i1), an exclusive bound on the keys rows [i0, i1) may see, lets the
-// engine stop the tile product early (causal, key padding).
+// engine stop the tile product early (causal, key padding); `static constexpr bool hides_only =
+// true` says that the term is 0 or −inf (the mask hides keys, never reweights them), which lets
+// the exp-free epilogue of bounded kernels run on partially masked tiles too.
 // A sparse mask (graph) also says `static constexpr bool sparse = true` and gives neighbors(i).
 namespace detail {
 
