@@ -112,9 +112,11 @@ TEST_CASE_TEMPLATE("keys with norms up to 1e3 do not overflow", T, float, double
 }
 
 // The exp-free weights of bounded kernels scale each key by exp(b_j − max b over its key tile).
-// On a masked tile the key that sets that max may be hidden: here the first 10 keys (small
-// magnitudes) are all that rows 0-9 (causal) or every row (key padding) see, while the other keys
-// of the tile have magnitudes larger by about 150, beyond float's exp range.
+// On a masked tile the key that sets that max may be hidden or outside the computed range: here
+// keys 10-39 are 12 times longer than keys 0-9, so their L2 magnitudes exceed those of the first
+// ten by about 150 and spread among themselves by more than float's exp range. Key padding leaves
+// every row only the first ten keys; under the causal mask the keys the last rows see do not include
+// the one with the tile's largest magnitude.
 TEST_CASE_TEMPLATE("masked rows whose visible keys have magnitudes far below their tile's largest", T, float, double) {
   const index_t B = 1, H = 2, L = 40, D = 8, small = 10;
   qkv_problem<T> p(layout::bhld, B, H, H, L, L, D, D, 23);
