@@ -24,7 +24,7 @@ using ika::index_t;
 // the sanitizers (IKA_TEST_SANITIZED, set by ika_target_sanitize), one kernel per way the engines
 // obtain a key's features: the rows themselves with a key term (rbf), a pairwise score (laplacian),
 // computed features (yaglom_rff). Each kernel is another instantiation of every engine; the subset
-// keeps the sanitizer build, the longest stage of CI, to about half its compile time
+// takes about a sixth off the compile work of the sanitizer build, the longest stage of CI
 // (docs/decisions.md, "Sanitizer builds test a subset of the kernels").
 #if defined(IKA_TEST_SANITIZED)
 inline constexpr bool every_kernel = false;
