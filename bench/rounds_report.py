@@ -18,20 +18,12 @@ import re
 import statistics
 import sys
 
-UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+from plot import load
 
 
 def ika_times(path):
-    times = {}
-    for b in json.load(open(path))["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        name = b["run_name"]
-        method = name.split("/")[0]
-        L = int(re.search(r"/L:(\d+)", name).group(1))
-        threads = int(re.search(r"/omp:(\d+)", name).group(1))
-        times[(method, L, threads)] = b["real_time"] * UNIT_MS[b["time_unit"]]
-    return times
+    _, runs, _ = load(path)  # bench_attention's JSON, medians as plot.py reads them
+    return {key: run["time_ms"] for key, run in runs.items()}
 
 
 def torch_times(path):

@@ -133,12 +133,12 @@ inline constexpr shape_case cross_shapes[] = {{7, 33, 33, 9}, {1, 257, 128, 33},
 template <class T>
 void fused_matches_reference_everywhere() {
   const index_t B = 2;
+  constexpr std::size_t per_mask = kernel_count * 6; // configurations per mask: kernels × norms
   std::size_t cases = 0;
   for (const layout l : {layout::bhld, layout::blhd, layout::packed}) {
     for (const head_case& hc : head_cases) {
       for (int mask_index = 0; mask_index < 8; ++mask_index) {
         // packed QKV needs Lq == Lk; blhd is used for cross-attention (Lq != Lk)
-        const std::size_t per_mask = kernel_count * 6;
         const shape_case& sc = l == layout::blhd ? cross_shapes[(cases / per_mask + mask_index) % 4]
                                                  : self_shapes[(cases / per_mask + mask_index + int(l)) % 4];
         const qkv_problem<T> p(l, B, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 1000 + cases, 0.7);
