@@ -80,6 +80,17 @@ template <class T, class BoundKernel, class BoundNorm>
                                          const T** key_rows, T* bias) {
   constexpr index_t key_block = key_block_size<BoundKernel, T>, distance = 64;
   const bool in_place = key_features_are_rows<BoundKernel> && F == f_pad;
+  if (in_place && key_terms_cancel(kernel, norm)) { // softmax: the key rows as they are, terms 0
+    for (index_t j = j0; j < j0 + n; ++j) {
+      if (j + distance < j_end) {
+        prefetch_row(k.row(b, hk, j + distance), k.cols);
+        prefetch_row(v.row(b, hk, j + distance), v.cols);
+      }
+      key_rows[j - j0] = k.row(b, hk, j);
+    }
+    std::fill(bias, bias + n, T(0));
+    return;
+  }
   for (index_t jb = j0; jb < j0 + n; jb += key_block) {
     // features straight into the block when its rows need no padding, else through scratch
     T* rows = in_place ? nullptr : F == f_pad ? block_features + (jb - j0) * f_pad : scratch;
