@@ -257,7 +257,8 @@ private:
   void spectral_rows_backward(index_t h, const T* const* x, index_t n, const T* dfeatures, index_t ldf, T* const* dx,
                               T* const* dz, aligned_buffer<T>& scratch) const {
     if constexpr (feature_maps > 0) {
-      constexpr index_t R = packed_spectral<T>::rows, G = packed_spectral<T>::group, C = 4;
+      // R × C accumulators for dx, within the register file like the projection's
+      constexpr index_t R = packed_spectral<T>::rows, G = packed_spectral<T>::group, C = 2;
       static_assert(pull_rows == R);
       const auto maps = feature_map_list();
       const index_t M = maps[0]->count, P = maps[0]->padded, D = maps[0]->dim, Dw = round_up(D, W);

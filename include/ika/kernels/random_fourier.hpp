@@ -80,10 +80,10 @@ void check_spectral(const spectral_view<const S>& w, std::string_view name, inde
 
 // Ω packed for the engine: per head [D][M_pad] with the spectral factor folded in, so the
 // projections z = Ωᵀx of consecutive points are broadcast-FMA chains over d. M_pad is a multiple
-// of `group` vectors: that many independent chains run at once, which hides the FMA latency.
+// of `group` vectors, the points one projection block computes per row.
 template <class T>
 struct packed_spectral {
-  static constexpr index_t group = 4;
+  static constexpr index_t group = 2;
   static constexpr index_t block = group * index_t(simd::width<T>);
   index_t heads = 0, dim = 0, count = 0, padded = 0;
   double factor = 1;  // z = factor · Ωᵀx
@@ -151,25 +151,31 @@ struct packed_spectral {
       for (index_t m = 0; m < count; ++m) out(h, d, m) += U(factor) * G[d * ld + m];
   }
 
-  // Rows projected together: each load of Ω serves that many rows (a small GEMM).
-  static constexpr index_t rows = simd::vector_registers >= 32 ? 4 : 2;
+  // Rows projected together: each load of Ω serves that many rows, rows × group vectors of
+  // points held in registers (a small GEMM, register-blocked like the engine's tile_product).
+  static constexpr index_t rows = simd::vector_registers >= 32 ? 8 : 6; // bench/results/blocking/feature_rows.md
 
   // z[r·group + g] = (Ω_hᵀ x_r)[m0 + g·W : m0 + (g+1)·W] for r < rows, g < group
   void project(index_t h, const T* const* x, index_t m0, simd::batch<T>* z) const {
-    constexpr index_t W = simd::width<T>;
+    constexpr index_t W = simd::width<T>, Rows = rows;
+    static_assert(group == 2, "project computes two vectors of points per row");
     const T* omega = head(h) + m0;
+    simd::batch<T> acc[Rows][2];
 #pragma GCC unroll 16
-    for (index_t i = 0; i < rows * group; ++i) z[i] = simd::batch<T>(T(0));
+    for (index_t r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = simd::batch<T>(T(0));
     for (index_t d = 0; d < dim; ++d) {
-      simd::batch<T> w[group];
-#pragma GCC unroll 4
-      for (index_t g = 0; g < group; ++g) w[g] = simd::load(omega + d * padded + g * W);
-#pragma GCC unroll 4
-      for (index_t r = 0; r < rows; ++r) {
+      const simd::batch<T> w0 = simd::load(omega + d * padded), w1 = simd::load(omega + d * padded + W);
+#pragma GCC unroll 16
+      for (index_t r = 0; r < Rows; ++r) {
         const simd::batch<T> xd(x[r][d]);
-#pragma GCC unroll 4
-        for (index_t g = 0; g < group; ++g) z[r * group + g] = xsimd::fma(xd, w[g], z[r * group + g]);
+        acc[r][0] = xsimd::fma(xd, w0, acc[r][0]);
+        acc[r][1] = xsimd::fma(xd, w1, acc[r][1]);
       }
+    }
+#pragma GCC unroll 16
+    for (index_t r = 0; r < Rows; ++r) {
+      z[2 * r] = acc[r][0];
+      z[2 * r + 1] = acc[r][1];
     }
   }
 };
