@@ -424,9 +424,11 @@ private:
     } else {
       any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
     }
+    // keys past jb (and past the last key) have weight 0 in every row: P·V stops at the last
+    // visible one instead of the panel's end (on a causal diagonal, a third of the range's keys)
     if (any)
       accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + ja * dv_pad_, dv_pad_,
-                    keys);
+                    std::min(jb, j1) - ja);
   }
 
   // General epilogue: logits = log κ(S) + b_j + masks, then online softmax. Leaves P in the score
