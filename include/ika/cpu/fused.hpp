@@ -425,7 +425,7 @@ private:
       any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
     }
     // keys past jb (and past the last key) have weight 0 in every row: P·V stops at the last
-    // visible one instead of the panel's end (on a causal diagonal, a third of the range's keys)
+    // visible one instead of the last panel's end (on a causal diagonal, the rest of that panel)
     if (any)
       accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + ja * dv_pad_, dv_pad_,
                     std::min(jb, j1) - ja);
