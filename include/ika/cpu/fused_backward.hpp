@@ -291,7 +291,7 @@ private:
                 dc = V::load_aligned(a);
                 ds = V::load_aligned(b);
               }
-              const auto [sn, cs] = xsimd::sincos(z[r * G + g]);
+              const auto [sn, cs] = simd::sincos(z[r * G + g]);
               (scale * (cs * ds - sn * dc)).store_aligned(out);
             }
         }

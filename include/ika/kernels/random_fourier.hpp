@@ -316,7 +316,7 @@ struct random_fourier {
         omega.project(h, block.x, m0, z);
         for (index_t r = 0; r < n; ++r)
           for (index_t g = 0; g < G; ++g) {
-            const auto [s, c] = xsimd::sincos(z[r * G + g]);
+            const auto [s, c] = simd::sincos(z[r * G + g]);
             detail::store_feature_pair(features + r * F, M, m0 + g * W, c * scale, s * scale);
           }
       }
@@ -420,8 +420,8 @@ struct yaglom_rff {
         w2.project(h, block.x, m0, zb);
         for (index_t r = 0; r < n; ++r)
           for (index_t g = 0; g < G; ++g) {
-            const auto [sa, ca] = xsimd::sincos(za[r * G + g]);
-            const auto [sb, cb] = xsimd::sincos(zb[r * G + g]);
+            const auto [sa, ca] = simd::sincos(za[r * G + g]);
+            const auto [sb, cb] = simd::sincos(zb[r * G + g]);
             detail::store_feature_pair(features + r * F, M, m0 + g * W, (ca + cb) * scale, (sa + sb) * scale);
           }
       }

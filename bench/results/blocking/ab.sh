@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Alternating A/B rounds: old (a831ec1) vs new (its successor's working tree) benchmark binaries.
+# Alternating A/B rounds of two builds of the benchmarks (IKA forward, backward, decode):
+#   ab.sh DIR   with DIR/old/ and DIR/new/ holding bench_attention, bench_backward and bench_decode
+#               (built by hand, see feature_rows.md); Google Benchmark JSON goes to DIR/runs/,
+#               ab_report.py DIR makes the table.
 set -e
-cd "$(dirname "$0")" # binaries in old/ and new/ (built by hand, see ../feature_rows.md), JSON into runs/
+cd "$1"
 mkdir -p runs
 for r in 1 2 3; do
   order="old new"; [ $((r % 2)) = 0 ] && order="new old"

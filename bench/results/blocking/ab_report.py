@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
-# Table of the A/B rounds in runs/: Google Benchmark medians per round, old / new time ratios.
-import collections, json, statistics
+# Table of the A/B rounds of ab.sh: Google Benchmark medians per round, old / new time ratios.
+#   python3 ab_report.py DIR   (reads DIR/runs/)
+import collections, json, statistics, sys
 from pathlib import Path
 
 scale = {'ns': 1e-6, 'us': 1e-3, 'ms': 1.0, 's': 1e3}
 res = collections.defaultdict(lambda: collections.defaultdict(list))
-here = Path(__file__).parent
+here = Path(sys.argv[1])
 for kind in ['attention', 'backward', 'decode']:
     for b in ['old', 'new']:
         for r in [1, 2, 3]:
