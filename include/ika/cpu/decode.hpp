@@ -80,12 +80,15 @@ template <class T, class BoundKernel, class BoundNorm>
                                          const T** key_rows, T* bias) {
   constexpr index_t key_block = key_block_size<BoundKernel, T>, distance = 64;
   const bool in_place = key_features_are_rows<BoundKernel> && F == f_pad;
+  const auto prefetch_ahead = [&](index_t j) {
+    if (j + distance < j_end) {
+      prefetch_row(k.row(b, hk, j + distance), k.cols);
+      prefetch_row(v.row(b, hk, j + distance), v.cols);
+    }
+  };
   if (in_place && key_terms_cancel(kernel, norm)) { // softmax: the key rows as they are, terms 0
     for (index_t j = j0; j < j0 + n; ++j) {
-      if (j + distance < j_end) {
-        prefetch_row(k.row(b, hk, j + distance), k.cols);
-        prefetch_row(v.row(b, hk, j + distance), v.cols);
-      }
+      prefetch_ahead(j);
       key_rows[j - j0] = k.row(b, hk, j);
     }
     std::fill(bias, bias + n, T(0));
@@ -96,10 +99,7 @@ template <class T, class BoundKernel, class BoundNorm>
     T* rows = in_place ? nullptr : F == f_pad ? block_features + (jb - j0) * f_pad : scratch;
     prepare_key_rows(kernel, norm, F, hf, k_len, jb, std::min(jb + key_block, j0 + n),
                      [&](index_t j) { return k.row(b, hk, j); }, rows, [&](index_t j, const T* features, double term) {
-                       if (j + distance < j_end) {
-                         prefetch_row(k.row(b, hk, j + distance), k.cols);
-                         prefetch_row(v.row(b, hk, j + distance), v.cols);
-                       }
+                       prefetch_ahead(j);
                        bias[j - j0] = T(term);
                        if (in_place || features == nullptr) { // a padding key is not reached: blocks end at Lk
                          key_rows[j - j0] = features != nullptr ? features : zero_row;

@@ -497,12 +497,17 @@ private:
     const T tile_max = tile_bias_max_[(fh * tiles + t)];
     const T* weight = key_weight_ + fh * k_pad_ + j0;
     const T* bias = key_bias_ + fh * k_pad_;
-    if (block_state == tile_state::full && (j0 != t * KT || j_stop != tile_end)) {
+    // false when the visible b_j (mask terms added, if any) all lie below tile_max − exp_free_range
+    const auto within_range = [&](const T* hidden) {
       V vmax(minus_inf);
-      for (index_t j = 0; j < keys; j += W) vmax = xsimd::max(vmax, V::load_aligned(bias + j0 + j));
-      if (!(simd::reduce_max(vmax) >= tile_max - exp_free_range))
-        return softmax_weights(b, h, first_row, j0, j_stop, keys, bias, r0, block_rows, block_state, ws);
-    }
+      for (index_t j = 0; j < keys; j += W) {
+        const V b_j = V::load_aligned(bias + j0 + j);
+        vmax = xsimd::max(vmax, hidden != nullptr ? b_j + V::load_aligned(hidden + j) : b_j);
+      }
+      return simd::reduce_max(vmax) >= tile_max - exp_free_range;
+    };
+    if (block_state == tile_state::full && (j0 != t * KT || j_stop != tile_end) && !within_range(nullptr))
+      return softmax_weights(b, h, first_row, j0, j_stop, keys, bias, r0, block_rows, block_state, ws);
     for (index_t r = 0; r < MR; ++r) {
       T* s = ws.scores.data() + r * KT;
       ws.alpha[r] = T(1);
@@ -518,10 +523,7 @@ private:
         std::fill(hidden, hidden + keys, T(0));
         masks_.apply(b, h, first_row + r, j0, j_stop - j0, hidden);
         std::fill(hidden + (j_stop - j0), hidden + keys, minus_inf);
-        V vmax(minus_inf);
-        for (index_t j = 0; j < keys; j += W)
-          vmax = xsimd::max(vmax, V::load_aligned(bias + j0 + j) + V::load_aligned(hidden + j));
-        if (!(simd::reduce_max(vmax) >= tile_max - exp_free_range)) {
+        if (!within_range(hidden)) {
           softmax_row(b, h, first_row + r, j0, j_stop, keys, bias, true, s, r0 + r, ws.alpha[r], ws);
           continue;
         }
