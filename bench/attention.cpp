@@ -3,7 +3,7 @@
 // baseline on OpenBLAS, in one run.
 //
 // Seven methods, each at fp32, B = 1, H = 8, D = Dv = 64, L = Lq = Lk ∈ {256, 1024, 4096},
-// threads ∈ {1, 2}:
+// threads ∈ {1, 2} (or the list in IKA_BENCH_THREADS, e.g. "1,2,16"):
 //   fused_softmax     ika::attention, log_kernel(rbf{}) + magnitude(lp{2})   == softmax(QKᵀ/√D)·V
 //   blas_flash_softmax  PyTorch's CPU flash-attention algorithm on OpenBLAS (bench/flash_blas.hpp):
 //                     per (b, h, 256-row query block), per 512-key block: S = Q_blk·K_blkᵀ/√D
@@ -375,7 +375,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   const std::vector<ika::index_t> lengths{256, 1024, 4096};
-  const std::vector<int> thread_counts{1, 2};
+  const std::vector<int> thread_counts = bench::thread_counts();
   if (!check_agreement(lengths, 2)) {
     std::fprintf(stderr, "bench_attention: aborting, the baseline does not compute what the fused engine computes\n");
     return 2;

@@ -2,7 +2,7 @@
 // bench_backward: the fused backward against the fused forward, in one run.
 //
 // Four methods, each at fp32, B = 1, H = 8, D = Dv = 64, L = Lq = Lk ∈ {1024, 4096},
-// threads ∈ {1, 2}:
+// threads ∈ {1, 2} (or the list in IKA_BENCH_THREADS, e.g. "1,2,16"):
 //   forward_softmax   ika::attention (with the log-sum-exp output the backward needs),
 //                     log_kernel(rbf{}) + magnitude(lp{2})        == softmax(QKᵀ/√D)·V
 //   backward_softmax  ika::attention_backward of the same expression: dq, dk, dv from
@@ -182,7 +182,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   const std::vector<ika::index_t> lengths{1024, 4096};
-  const std::vector<int> thread_counts{1, 2};
+  const std::vector<int> thread_counts = bench::thread_counts();
   if (!check_reference() || !check_threads(1024)) {
     std::fprintf(stderr, "bench_backward: aborting, the startup checks failed\n");
     return 2;

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
@@ -216,6 +217,27 @@ struct method {
 inline benchmark::internal::Benchmark* configure(benchmark::internal::Benchmark* b, double min_time, int repetitions,
                                                  benchmark::TimeUnit unit) {
   return b->UseRealTime()->MinTime(min_time)->Repetitions(repetitions)->DisplayAggregatesOnly(true)->Unit(unit);
+}
+
+// The thread counts to time: {1, 2} (this project's machines have 2 cores), or the comma-separated
+// list in IKA_BENCH_THREADS (e.g. "1,2,16" on a larger host). A malformed list is an error, not a
+// silent default, so a run never reports thread counts it did not time.
+inline std::vector<int> thread_counts() {
+  const char* env = std::getenv("IKA_BENCH_THREADS");
+  if (env == nullptr || *env == '\0') return {1, 2};
+  std::vector<int> counts;
+  for (const char* p = env; *p != '\0';) {
+    char* end = nullptr;
+    const long n = std::strtol(p, &end, 10);
+    if (end == p || n < 1 || n > 1024 || (*end != ',' && *end != '\0')) {
+      std::fprintf(stderr, "IKA_BENCH_THREADS must be a comma-separated list of thread counts in [1, 1024], got '%s'\n",
+                   env);
+      std::exit(2);
+    }
+    counts.push_back(int(n));
+    p = *end == ',' ? end + 1 : end;
+  }
+  return counts;
 }
 
 // Registers body(state, m.arg, m.flag) as `<m.name>/L:<L>/omp:<threads>` for every L, thread

@@ -8,7 +8,9 @@ as the median over rounds.
 DIR holds r<round>_<variant>.json (bench_attention, Google Benchmark JSON) and r<round>_torch.json
 (bench/torch_compare.py). Each file gives one time per (method, L, threads): Google Benchmark's
 median over its repetitions, torch_compare.py's median over its batches. The report takes the
-median of those over the rounds; speed-up = torch time / ika time (ika faster when > 1).
+median of those over the rounds; speed-up = torch time / ika time (ika faster when > 1), also per
+round (the two programs ran back to back, so a slow period of a drifting machine hits both).
+Thread counts: whichever the files hold (cpu_rounds.sh's fourth argument).
 """
 
 import glob
@@ -47,21 +49,28 @@ def main():
         return statistics.median(values) if values else None, values
 
     rounds = sorted(runs["main"])
+    thread_counts = sorted({key[2] for r in runs["main"].values() for key in r})
     print(f"# ika vs torch SDPA, {len(rounds)} interleaved rounds ({folder})\n")
     print("Time per call in ms: each round's value (Google Benchmark's / torch_compare.py's median over its "
           "repetitions), then the median over rounds; speed-up = torch time / ika time.\n")
-    print("| ika method | torch method | L | threads | ika per round | ika median | torch per round | torch median | speed-up |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| ika method | torch method | L | threads | ika per round | ika median | torch per round | torch median | "
+          "speed-up | speed-up per round |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for ika_method, torch_method in (("fused_softmax", "torch_sdpa"), ("fused_softmax_causal", "torch_sdpa_causal")):
         for L in (1024, 4096):
-            for threads in (1, 2):
+            for threads in thread_counts:
                 a, a_values = median("main", (ika_method, L, threads))
                 t, t_values = median("torch", (torch_method, L, threads))
                 if a is None or t is None:
                     continue
-                fmt = lambda vs: ", ".join(f"{v:.1f}" for v in vs)
-                print(f"| {ika_method} | {torch_method} | {L} | {threads} | {fmt(a_values)} | {a:.1f} | "
-                      f"{fmt(t_values)} | {t:.1f} | {t / a:.2f}× |")
+                ms = lambda v: f"{v:.2f}" if v < 10 else f"{v:.1f}"
+                fmt = lambda vs: ", ".join(ms(v) for v in vs)
+                per_round = [runs["torch"][r][(torch_method, L, threads)] / runs["main"][r][(ika_method, L, threads)]
+                             for r in rounds
+                             if (torch_method, L, threads) in runs["torch"].get(r, {})
+                             and (ika_method, L, threads) in runs["main"][r]]
+                print(f"| {ika_method} | {torch_method} | {L} | {threads} | {fmt(a_values)} | {ms(a)} | "
+                      f"{fmt(t_values)} | {ms(t)} | {t / a:.2f}× | {', '.join(f'{x:.2f}' for x in per_round)} |")
     variants = [v for v in runs if v not in ("main", "torch")]
     if variants:
         print("\nBlocking variants (fused_softmax; median over rounds, ms; ratio = main / variant, the variant "
@@ -69,7 +78,7 @@ def main():
         print("| L | threads | main | " + " | ".join(variants) + " |")
         print("|---|---|---|" + "---|" * len(variants))
         for L in (1024, 4096):
-            for threads in (1, 2):
+            for threads in thread_counts:
                 key = ("fused_softmax", L, threads)
                 base, _ = median("main", key)
                 cells = []
