@@ -62,12 +62,12 @@ struct problem {
 
 problem& problem_for(ika::index_t L, ika::index_t D) {
   static std::map<std::pair<ika::index_t, ika::index_t>, std::unique_ptr<problem>> problems;
-  auto& p = problems[{L, D}];
-  if (!p) {
+  auto found = problems.find({L, D});
+  if (found == problems.end()) {
     problems.clear(); // one problem in GPU memory at a time (the L = 4096 score matrix is 4 GiB)
-    p = std::make_unique<problem>(L, D);
+    found = problems.emplace(std::pair{L, D}, std::make_unique<problem>(L, D)).first;
   }
-  return *problems[{L, D}];
+  return *found->second;
 }
 
 // Row softmax in place, one block per row of n scores.

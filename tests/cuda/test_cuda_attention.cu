@@ -47,6 +47,23 @@ ika::tensor_view<T> on_device(const ika::tensor_view<T>& host_view, const T* hos
   return view;
 }
 
+// What a view with host_view's strides holds over `values` (a copy of the storage host_view points
+// into, e.g. a gradient copied back from the GPU), in contiguous (B, H, L, ·) order: the order of the
+// reference's gradients, whatever the layout of the view the GPU wrote through.
+template <class T>
+std::vector<T> in_bhld_order(const std::vector<T>& values, const ika::tensor_view<T>& host_view, const T* host_base) {
+  const auto offset = host_view.data - host_base;
+  std::vector<T> ordered;
+  ordered.reserve(std::size_t(host_view.batch * host_view.heads * host_view.rows * host_view.cols));
+  for (index_t b = 0; b < host_view.batch; ++b)
+    for (index_t h = 0; h < host_view.heads; ++h)
+      for (index_t l = 0; l < host_view.rows; ++l)
+        for (index_t d = 0; d < host_view.cols; ++d)
+          ordered.push_back(values[std::size_t(offset + b * host_view.batch_stride + h * host_view.head_stride +
+                                               l * host_view.row_stride + d)]);
+  return ordered;
+}
+
 // The same values in double, contiguous (B, H, L, ·): the reference's inputs.
 qkv_problem<double> in_double(const qkv_problem<float>& p) {
   qkv_problem<double> pd(layout::bhld, p.B, p.Hq, p.Hkv, p.Lq, p.Lk, p.D, p.Dv, 0);
@@ -105,9 +122,10 @@ void compare_gradients(const qkv_problem<float>& p, const Expr& expr, const std:
       pd.q, pd.k, pd.v, ika::bhld(d_out_double.data(), p.B, p.Hq, p.Lq, p.Dv), expr);
   INFO(what);
   constexpr double gradient_tolerance = 1e-3;
-  CHECK(relative_error(dq_d.to_host(), ref.dq) <= gradient_tolerance);
-  CHECK(relative_error(dk_d.to_host(), ref.dk) <= gradient_tolerance);
-  CHECK(relative_error(dv_d.to_host(), ref.dv) <= gradient_tolerance);
+  // the GPU wrote the gradients through views with q's, k's and v's strides (blhd for some shapes)
+  CHECK(relative_error(in_bhld_order(dq_d.to_host(), p.q, p.q_data.data()), ref.dq) <= gradient_tolerance);
+  CHECK(relative_error(in_bhld_order(dk_d.to_host(), p.k, p.k_data.data()), ref.dk) <= gradient_tolerance);
+  CHECK(relative_error(in_bhld_order(dv_d.to_host(), p.v, p.v_data.data()), ref.dv) <= gradient_tolerance);
   REQUIRE(dspectral_d.size() == ref.dspectral.size());
   for (std::size_t t = 0; t < dspectral_d.size(); ++t) {
     INFO("spectral tensor ", t);
