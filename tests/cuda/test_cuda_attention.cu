@@ -47,20 +47,18 @@ ika::tensor_view<T> on_device(const ika::tensor_view<T>& host_view, const T* hos
   return view;
 }
 
-// What a view with host_view's strides holds over `values` (a copy of the storage host_view points
-// into, e.g. a gradient copied back from the GPU), in contiguous (B, H, L, ·) order: the order of the
-// reference's gradients, whatever the layout of the view the GPU wrote through.
+// What host_view reads when its storage is `values` (a copy of that storage, e.g. a gradient copied
+// back from the GPU), in contiguous (B, H, L, ·) order: the order of the reference's gradients,
+// whatever the layout of the view the GPU wrote through.
 template <class T>
-std::vector<T> in_bhld_order(const std::vector<T>& values, const ika::tensor_view<T>& host_view, const T* host_base) {
-  const auto offset = host_view.data - host_base;
+std::vector<T> in_bhld_order(std::vector<T> values, const ika::tensor_view<T>& host_view, const T* host_base) {
+  const ika::tensor_view<T> view = on_device(host_view, host_base, values.data()); // the same strides over the copy
   std::vector<T> ordered;
-  ordered.reserve(std::size_t(host_view.batch * host_view.heads * host_view.rows * host_view.cols));
-  for (index_t b = 0; b < host_view.batch; ++b)
-    for (index_t h = 0; h < host_view.heads; ++h)
-      for (index_t l = 0; l < host_view.rows; ++l)
-        for (index_t d = 0; d < host_view.cols; ++d)
-          ordered.push_back(values[std::size_t(offset + b * host_view.batch_stride + h * host_view.head_stride +
-                                               l * host_view.row_stride + d)]);
+  ordered.reserve(std::size_t(view.batch * view.heads * view.rows * view.cols));
+  for (index_t b = 0; b < view.batch; ++b)
+    for (index_t h = 0; h < view.heads; ++h)
+      for (index_t l = 0; l < view.rows; ++l)
+        for (index_t d = 0; d < view.cols; ++d) ordered.push_back(view(b, h, l, d));
   return ordered;
 }
 
