@@ -73,20 +73,23 @@ def main():
                       f"{fmt(t_values)} | {ms(t)} | {t / a:.2f}× | {', '.join(f'{x:.2f}' for x in per_round)} |")
     variants = [v for v in runs if v not in ("main", "torch")]
     if variants:
-        print("\nBlocking variants (fused_softmax; median over rounds, ms; ratio = main / variant, the variant "
-              "faster when > 1):\n")
-        print("| L | threads | main | " + " | ".join(variants) + " |")
-        print("|---|---|---|" + "---|" * len(variants))
-        for L in (1024, 4096):
-            for threads in thread_counts:
-                key = ("fused_softmax", L, threads)
-                base, _ = median("main", key)
-                cells = []
-                for v in variants:
-                    x, _ = median(v, key)
-                    cells.append("—" if x is None else f"{x:.1f} ({base / x:.2f})")
-                print(f"| {L} | {threads} | {base:.1f} | " + " | ".join(cells) + " |")
-
+        print("\nVariants of the library (median over rounds, ms; ratio = main / variant, the variant faster when > 1; "
+              "per round: main / variant in the rounds that ran both):\n")
+        print("| method | L | threads | main | " + " | ".join(f"{v} | {v} per round" for v in variants) + " |")
+        print("|---|---|---|---|" + "---|---|" * len(variants))
+        keys = sorted({key for v in variants for r in runs[v].values() for key in r})
+        for key in keys:
+            base, _ = median("main", key)
+            if base is None:
+                continue
+            cells = []
+            for v in variants:
+                x, _ = median(v, key)
+                both = [r for r in rounds if key in runs["main"][r] and key in runs[v].get(r, {})]
+                per_round = ", ".join(f"{runs['main'][r][key] / runs[v][r][key]:.2f}" for r in both)
+                cells.append("—" if x is None else f"{x:.1f} ({base / x:.2f})")
+                cells.append(per_round or "—")
+            print(f"| {key[0]} | {key[1]} | {key[2]} | {base:.1f} | " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()
