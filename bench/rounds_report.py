@@ -91,5 +91,6 @@ def main():
                 cells.append(per_round or "—")
             print(f"| {key[0]} | {key[1]} | {key[2]} | {base:.1f} | " + " | ".join(cells) + " |")
 
+
 if __name__ == "__main__":
     main()
