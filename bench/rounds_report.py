@@ -48,6 +48,12 @@ def main():
         values = [r[key] for r in runs[variant].values() if key in r]
         return statistics.median(values) if values else None, values
 
+    def per_round(numerator, numerator_key, denominator, denominator_key):
+        """numerator's time / denominator's in every round that timed both"""
+        return [runs[numerator][r][numerator_key] / runs[denominator][r][denominator_key]
+                for r in rounds
+                if numerator_key in runs[numerator].get(r, {}) and denominator_key in runs[denominator].get(r, {})]
+
     rounds = sorted(runs["main"])
     thread_counts = sorted({key[2] for r in runs["main"].values() for key in r})
     print(f"# ika vs torch SDPA, {len(rounds)} interleaved rounds ({folder})\n")
@@ -65,12 +71,9 @@ def main():
                     continue
                 ms = lambda v: f"{v:.2f}" if v < 10 else f"{v:.1f}"
                 fmt = lambda vs: ", ".join(ms(v) for v in vs)
-                per_round = [runs["torch"][r][(torch_method, L, threads)] / runs["main"][r][(ika_method, L, threads)]
-                             for r in rounds
-                             if (torch_method, L, threads) in runs["torch"].get(r, {})
-                             and (ika_method, L, threads) in runs["main"][r]]
+                speed_ups = per_round("torch", (torch_method, L, threads), "main", (ika_method, L, threads))
                 print(f"| {ika_method} | {torch_method} | {L} | {threads} | {fmt(a_values)} | {ms(a)} | "
-                      f"{fmt(t_values)} | {ms(t)} | {t / a:.2f}× | {', '.join(f'{x:.2f}' for x in per_round)} |")
+                      f"{fmt(t_values)} | {ms(t)} | {t / a:.2f}× | {', '.join(f'{x:.2f}' for x in speed_ups)} |")
     variants = [v for v in runs if v not in ("main", "torch")]
     if variants:
         print("\nVariants of the library (median over rounds, ms; ratio = main / variant, the variant faster when > 1; "
@@ -85,10 +88,8 @@ def main():
             cells = []
             for v in variants:
                 x, _ = median(v, key)
-                both = [r for r in rounds if key in runs["main"][r] and key in runs[v].get(r, {})]
-                per_round = ", ".join(f"{runs['main'][r][key] / runs[v][r][key]:.2f}" for r in both)
                 cells.append("—" if x is None else f"{x:.1f} ({base / x:.2f})")
-                cells.append(per_round or "—")
+                cells.append(", ".join(f"{ratio:.2f}" for ratio in per_round("main", key, v, key)) or "—")
             print(f"| {key[0]} | {key[1]} | {key[2]} | {base:.1f} | " + " | ".join(cells) + " |")
 
 
