@@ -21,17 +21,16 @@ int main(int argc, char** argv) {
   auto cv = [&](const float* p) { return ika::bhld(p, B, H, L, D); };
   auto ov = ika::bhld(o.data(), B, H, L, D);
   const auto yag = ika::yaglom_rff<float>::from_seed(42, H, D, 64);
+  const ika::attention_options<float> options{.threads = threads};
+  const auto attend = [&](const auto& logit) {
+    if (mode == "causal")
+      ika::attention(cv(q.data()), cv(k.data()), cv(v.data()), ov, logit + ika::mask(ika::causal_upper_left{}), options);
+    else
+      ika::attention(cv(q.data()), cv(k.data()), cv(v.data()), ov, logit, options);
+  };
   auto run = [&] {
-    const ika::attention_options<float> opt{.threads = threads};
-    if (kind == "softmax") {
-      auto lg = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2});
-      if (mode == "causal") ika::attention(cv(q.data()), cv(k.data()), cv(v.data()), ov, lg + ika::mask(ika::causal_upper_left{}), opt);
-      else ika::attention(cv(q.data()), cv(k.data()), cv(v.data()), ov, lg, opt);
-    } else {
-      auto lg = ika::log_kernel(yag) + ika::magnitude(ika::lp{3.0});
-      if (mode == "causal") ika::attention(cv(q.data()), cv(k.data()), cv(v.data()), ov, lg + ika::mask(ika::causal_upper_left{}), opt);
-      else ika::attention(cv(q.data()), cv(k.data()), cv(v.data()), ov, lg, opt);
-    }
+    if (kind == "softmax") attend(ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2}));
+    else attend(ika::log_kernel(yag) + ika::magnitude(ika::lp{3.0}));
   };
   run();
   auto t0 = std::chrono::steady_clock::now();
