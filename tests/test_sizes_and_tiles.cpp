@@ -51,3 +51,22 @@ TEST_CASE_TEMPLATE("fused == reference across tile boundaries", T, float, double
     return ika::log_kernel(k);
   });
 }
+
+// The key passes write each panel of NR keys with pack_panel: element (k, f) of the row block lands
+// at [f][k] of the panel, and nothing past the panel's features · NR values is written.
+TEST_CASE_TEMPLATE("pack_panel transposes a panel's rows", T, float, double) {
+  constexpr index_t NR = ika::detail::engine_blocking<T>::NR;
+  for (const index_t features : {1, 7, 33, 64}) {
+    const index_t stride = features + 3;
+    std::vector<T> rows(std::size_t(NR * stride));
+    for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = T(i) + T(0.25);
+    std::vector<T> panel(std::size_t(features * NR + 1), T(-1));
+    ika::detail::pack_panel(rows.data(), stride, features, panel.data());
+    INFO("features = " << features);
+    bool transposed = true;
+    for (index_t f = 0; f < features; ++f)
+      for (index_t k = 0; k < NR; ++k) transposed = transposed && panel[f * NR + k] == rows[k * stride + f];
+    CHECK(transposed);
+    CHECK(panel.back() == T(-1));
+  }
+}

@@ -7,7 +7,7 @@ from pathlib import Path
 scale = {'ns': 1e-6, 'us': 1e-3, 'ms': 1.0, 's': 1e3}
 res = collections.defaultdict(lambda: collections.defaultdict(list))
 here = Path(sys.argv[1])
-for kind in ['attention', 'backward', 'decode']:
+for kind in ['attention', 'backward', 'decode', 'linear']:
     for b in ['old', 'new']:
         for r in [1, 2, 3]:
             path = here / 'runs' / f'{kind}_{b}_{r}.json'

@@ -57,14 +57,6 @@ void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* cons
   }
 }
 
-// The rows of the next block are requested while this one is scored, so the loads overlap the
-// arithmetic instead of waiting for the hardware prefetcher to notice the stream.
-template <class T>
-void prefetch_row(const T* row, index_t n) {
-  constexpr index_t per_line = index_t(64 / sizeof(T));
-  for (index_t d = 0; d < n; d += per_line) __builtin_prefetch(row + d);
-}
-
 // Keys [j0, j0 + n) of (batch b, key/value head hk) for feature head hf: key_rows[c] points at the
 // features of key j0 + c (whole vectors of f_pad entries, zero-padded), log-domain terms go into
 // bias (the caller pads both to a whole vector of keys). When
@@ -98,7 +90,8 @@ template <class T, class BoundKernel, class BoundNorm>
     // features straight into the block when its rows need no padding, else through scratch
     T* rows = in_place ? nullptr : F == f_pad ? block_features + (jb - j0) * f_pad : scratch;
     prepare_key_rows(kernel, norm, F, hf, k_len, jb, std::min(jb + key_block, j0 + n),
-                     [&](index_t j) { return k.row(b, hk, j); }, rows, [&](index_t j, const T* features, double term) {
+                     [&](index_t j) { return k.row(b, hk, j); }, /*row_length (prefetched here)=*/0, rows,
+                     [&](index_t j, const T* features, double term) {
                        prefetch_ahead(j);
                        bias[j - j0] = T(term);
                        if (in_place || features == nullptr) { // a padding key is not reached: blocks end at Lk

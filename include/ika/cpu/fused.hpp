@@ -111,6 +111,17 @@ struct mask_set {
 // Out of line on purpose: each is compiled once per (T, operation) and called per panel block,
 // instead of being copied into every kernel × norm × mask instantiation of the engine.
 
+// panel[f][k] = rows[k][f], f < features, for the NR rows of one panel (row stride `row_stride`).
+// Feature by feature, so the panel is written in whole vectors: storing each key's features with
+// stride NR took 2.2x as long (bench/results/blocking/row_prefetch_panel_pack/).
+template <class T>
+void pack_panel(const T* IKA_RESTRICT rows, index_t row_stride, index_t features, T* IKA_RESTRICT panel) {
+  constexpr index_t NR = engine_blocking<T>::NR;
+  for (index_t f = 0; f < features; ++f)
+#pragma GCC unroll 32
+    for (index_t k = 0; k < NR; ++k) panel[f * NR + k] = rows[k * row_stride + f];
+}
+
 // S[MR][NR·panels] = pairwise(F_q rows, key panels). F_q rows have `features` entries, row stride
 // `fq_stride`; a panel is [features][NR].
 template <class T, pairwise_op Op>
@@ -281,7 +292,9 @@ private:
     const index_t feature_tasks = s_.batch * feature_heads_ * tiles;
     const index_t value_tasks = s_.batch * s_.kv_heads * tiles;
     {
-      std::vector<T> rows(static_cast<std::size_t>(key_block_size<bound_kernel, T> * F_));
+      // features of the kernels that map keys, then each panel's NR keys row by row before packing
+      std::vector<T> rows(key_features_are_rows<bound_kernel> ? 0 : std::size_t(key_block_size<bound_kernel, T> * F_));
+      std::vector<T> staged(std::size_t(NR * F_));
 #pragma omp for schedule(dynamic, 1) nowait
       for (index_t task = 0; task < feature_tasks; ++task) {
         const index_t t = task % tiles, bh = task / tiles;
@@ -289,14 +302,17 @@ private:
         const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
         T* panels = key_features_ + bh * k_pad_ * F_;
         T* bias = key_bias_ + bh * k_pad_;
-        const index_t j0 = t * KT, j1 = std::min(j0 + KT, k_pad_);
+        const index_t j0 = t * KT, j1 = std::min(j0 + KT, k_pad_); // whole panels: KT and k_pad_ are multiples of NR
         T tile_max = minus_inf;
-        prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, rows.data(),
+        prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, k.cols,
+                         rows.empty() ? nullptr : rows.data(),
                          [&](index_t j, const T* features, double term) {
                            // padding keys: zero features, weight exp(−inf) = 0
-                           T* panel = panels + (j / NR) * F_ * NR + j % NR;
+                           T* row = staged.data() + (j % NR) * F_;
+                           if (features != nullptr) std::copy(features, features + F_, row);
+                           else std::fill(row, row + F_, T(0));
+                           if (j % NR == NR - 1) pack_panel(staged.data(), F_, F_, panels + (j / NR) * F_ * NR);
                            bias[j] = T(term);
-                           for (index_t f = 0; f < F_; ++f) panel[f * NR] = features ? features[f] : T(0);
                            tile_max = std::max(tile_max, bias[j]);
                          });
         tile_bias_max_[(bh * tiles + t)] = tile_max;
@@ -356,11 +372,13 @@ private:
 
     // query features; rows past the end are zero and never written out
     const index_t padded_rows = round_up(rows, MR);
+    const auto query_row = [&](index_t r) { return q.row(b, h, i0 + r); };
     for (index_t r0 = 0; r0 < rows; r0 += row_block) {
       const T* x[row_block];
       double terms[row_block];
       const index_t n = std::min(row_block, rows - r0);
-      for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r0 + r);
+      for (index_t r = 0; r < n; ++r) x[r] = query_row(r0 + r);
+      prefetch_rows(query_row, r0 + row_block, std::min(rows, r0 + 2 * row_block), q.cols);
       prepare_rows(h, x, n, ws.fq.data() + r0 * F_, terms, /*queries=*/true);
       for (index_t r = 0; r < n; ++r)
         ws.row_term[r0 + r] = T(terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0));

@@ -374,11 +374,13 @@ private:
       const index_t i0 = qb * QB, n_rows = std::min(QB, s_.q_len - i0), base = bh * lq_pad_ + i0;
       T* fq = fq_ + base * F_;
       T* d_rows = do_ + base * Dv;
+      const auto query_row = [&](index_t r) { return q.row(b, h, i0 + r); };
       for (index_t r0 = 0; r0 < n_rows; r0 += row_block) {
         const T* x[row_block];
         double terms[row_block];
         const index_t n = std::min(row_block, n_rows - r0);
-        for (index_t r = 0; r < n; ++r) x[r] = q.row(b, h, i0 + r0 + r);
+        for (index_t r = 0; r < n; ++r) x[r] = query_row(r0 + r);
+        prefetch_rows(query_row, r0 + row_block, std::min(n_rows, r0 + 2 * row_block), q.cols);
         prepare_rows(h, x, n, fq + r0 * F_, terms, /*queries=*/true);
         for (index_t r = 0; r < n; ++r) {
           const index_t i = i0 + r0 + r;
@@ -427,26 +429,34 @@ private:
       const index_t j0 = kb * KB, j1 = std::min(j0 + KB, lk_pad_);
       if (!features) {
         const index_t b = bh / s_.kv_heads, hk = bh % s_.kv_heads;
-        for (index_t j = j0; j < j1; ++j) {
-          T* panel = vp_ + (bh * lk_pad_ + j / NR * NR) * Dv + j % NR;
-          const T* x = j < s_.k_len ? v.row(b, hk, j) : nullptr;
-          for (index_t d = 0; d < Dv; ++d) panel[d * NR] = x ? x[d] : T(0);
+        for (index_t p = j0; p < j1; p += NR) { // j0 and j1 are multiples of NR
+          T* panel = vp_ + (bh * lk_pad_ + p) * Dv;
+          if (p + NR <= s_.k_len) {
+            pack_panel(v.row(b, hk, p), v.row_stride, Dv, panel);
+            continue;
+          }
+          for (index_t j = p; j < p + NR; ++j) { // the last panel: padding keys are zero
+            const T* x = j < s_.k_len ? v.row(b, hk, j) : nullptr;
+            for (index_t d = 0; d < Dv; ++d) panel[d * NR + j - p] = x ? x[d] : T(0);
+          }
         }
         continue;
       }
       const index_t b = bh / Hf, hf = bh % Hf;
       const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
-      prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, rows.data(),
+      prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, k.cols,
+                       rows.data(),
                        [&](index_t j, const T* f, double term) {
                          // padding keys: zero features, weight exp(−inf) = 0
                          const index_t key = bh * lk_pad_ + j;
-                         T* panel = fkp_ + (bh * lk_pad_ + j / NR * NR) * F_ + j % NR;
                          T* row = fkr_ + key * Fw_;
                          key_term_[key] = T(term);
-                         for (index_t c = 0; c < F_; ++c) panel[c * NR] = f ? f[c] : T(0);
                          if (f) std::copy(f, f + F_, row);
                          else std::fill(row, row + F_, T(0));
                          std::fill(row + F_, row + Fw_, T(0));
+                         // the panel's NR rows are complete (blocks of KB end on panels): pack them
+                         if (j % NR == NR - 1)
+                           pack_panel(row - (NR - 1) * Fw_, Fw_, F_, fkp_ + (bh * lk_pad_ + j - (NR - 1)) * F_);
                        });
     }
 #pragma omp barrier

@@ -106,7 +106,7 @@ public:
         const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, q_heads_, kv_heads_) : hf;
         const index_t base = task * capacity_ + size_;
         detail::prepare_key_rows(kernel, norm, features_, hf, n, 0, n, [&](index_t j) { return keys.row(b, hk, j); },
-                                 scratch.data(), [&](index_t j, const T* features, double term) {
+                                 keys.cols, scratch.data(), [&](index_t j, const T* features, double term) {
                                    if (features == nullptr) return; // padding keys: none, j < n = k_len
                                    T* row = features_data_.data() + (base + j) * f_pad_;
                                    std::copy(features, features + features_, row); // padding stays zero

@@ -158,6 +158,7 @@ private:
       const index_t n = std::min(row_block, r1 - rb);
       const T* x[row_block];
       for (index_t r = 0; r < n; ++r) x[r] = row_of(rb + r);
+      prefetch_rows(row_of, rb + row_block, std::min(r1, rb + 2 * row_block), s_.qk_dim);
       prepare_rows(kernel_, F_, h, x, n, phi + (rb - r0) * F_, terms + (rb - r0), queries);
       if (!queries)
         for (index_t r = 0; r < n; ++r) terms[rb - r0 + r] += norm_.magnitude(x[r]);

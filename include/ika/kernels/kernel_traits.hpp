@@ -116,14 +116,30 @@ IKA_ALWAYS_INLINE void prepare_rows(const Bound& kernel, index_t F, index_t h, c
   }
 }
 
+// Requests a row of n values toward L1 (one prefetch per cache line).
+template <class T>
+IKA_ALWAYS_INLINE void prefetch_row(const T* row, index_t n) {
+  constexpr index_t per_line = index_t(64 / sizeof(T));
+  for (index_t d = 0; d < n; d += per_line) __builtin_prefetch(row + d);
+}
+
+// The feature passes request the next block's rows [r0, r1) while they map this one: a feature map
+// is hundreds of cycles per row, enough to hide the rows' loads from L3 or DRAM, which the hardware
+// prefetcher does not foresee across rows (bench/results/blocking/row_prefetch_panel_pack/).
+template <class RowOf>
+IKA_ALWAYS_INLINE void prefetch_rows(RowOf row_of, index_t r0, index_t r1, index_t row_length) {
+  for (index_t r = r0; r < r1; ++r) prefetch_row(row_of(r), row_length);
+}
+
 // Key rows [j0, j1) prepared in blocks of key_block_size (scratch holds that many rows of F), for
 // the engines' key passes: calls
 // emit(j, features, term) with the key's features (row stride F, in scratch) and its log-domain term
 // (kernel row term + magnitude), or emit(j, nullptr, -inf) for the padding rows j >= k_len. When
 // the kernel's key features are the rows, scratch may be null: the features emitted are the rows.
+// The next block's rows (row_length values each) are prefetched; row_length 0: the caller does.
 template <class T, class Bound, class BoundNorm, class RowOf, class Emit>
 void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, index_t h, index_t k_len, index_t j0,
-                      index_t j1, RowOf row_of, T* scratch, Emit emit) {
+                      index_t j1, RowOf row_of, index_t row_length, T* scratch, Emit emit) {
   constexpr index_t block = key_block_size<Bound, T>;
   const bool cancel = key_terms_cancel(kernel, norm);
   for (index_t jb = j0; jb < j1; jb += block) {
@@ -131,6 +147,7 @@ void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, ind
     double terms[block], magnitudes[block];
     const index_t n = std::clamp<index_t>(k_len - jb, 0, std::min(block, j1 - jb));
     for (index_t r = 0; r < n; ++r) x[r] = row_of(jb + r);
+    if (row_length > 0) prefetch_rows(row_of, jb + block, std::min({jb + 2 * block, j1, k_len}), row_length);
     if (n > 0) {
       if constexpr (key_features_are_rows<Bound>) {
         if (scratch != nullptr)
