@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, build (Release, -march=native) and run the main example: a small vision Transformer
-# trained on Fashion-MNIST with IKAN-direct attention (10 epochs, under 10 minutes on 2 cores).
+# trained on Fashion-MNIST with IKAN-direct attention (10 epochs, 8-14 minutes on 2 cores).
 # Extra arguments go to the example (./scripts/demo.sh --help lists them); outputs land in
 # results/fashion_mnist/ (log.csv, summary.json, learning_curve.svg, attention_map.svg).
 set -euo pipefail
