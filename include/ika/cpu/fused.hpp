@@ -111,15 +111,20 @@ struct mask_set {
 // Out of line on purpose: each is compiled once per (T, operation) and called per panel block,
 // instead of being copied into every kernel × norm × mask instantiation of the engine.
 
-// panel[f][k] = rows[k][f], f < features, for the NR rows of one panel (row stride `row_stride`).
-// Feature by feature, so the panel is written in whole vectors: storing each key's features with
-// stride NR took 2.2x as long (bench/results/blocking/row_prefetch_panel_pack/).
-template <class T>
-void pack_panel(const T* IKA_RESTRICT rows, index_t row_stride, index_t features, T* IKA_RESTRICT panel) {
-  constexpr index_t NR = engine_blocking<T>::NR;
-  for (index_t f = 0; f < features; ++f)
+// out[c][r] = rows[r][c] for Rows rows (row stride `row_stride`) of `cols` columns. Column by
+// column, so each output row is written in whole vectors.
+template <index_t Rows, class T>
+void transpose_rows(const T* IKA_RESTRICT rows, index_t row_stride, index_t cols, T* IKA_RESTRICT out) {
+  for (index_t c = 0; c < cols; ++c)
 #pragma GCC unroll 32
-    for (index_t k = 0; k < NR; ++k) panel[f * NR + k] = rows[k * row_stride + f];
+    for (index_t r = 0; r < Rows; ++r) out[c * Rows + r] = rows[r * row_stride + c];
+}
+
+// panel[f][k] = rows[k][f], f < features, for the NR rows of one panel: storing each key's
+// features with stride NR instead took 2.2x as long (bench/results/blocking/row_prefetch_panel_pack/).
+template <class T>
+void pack_panel(const T* rows, index_t row_stride, index_t features, T* panel) {
+  transpose_rows<engine_blocking<T>::NR>(rows, row_stride, features, panel);
 }
 
 // S[MR][NR·panels] = pairwise(F_q rows, key panels). F_q rows have `features` entries, row stride

@@ -407,8 +407,7 @@ private:
 
   // dst[c][r] = src[r][c] for QB rows of `cols` columns; columns up to `rows_out` are zero.
   static void transpose_block(const T* src, index_t cols, index_t rows_out, T* dst) {
-    for (index_t c = 0; c < cols; ++c)
-      for (index_t r = 0; r < QB; ++r) dst[c * QB + r] = src[r * cols + c];
+    transpose_rows<QB>(src, cols, cols, dst);
     std::fill(dst + cols * QB, dst + rows_out * QB, T(0));
   }
 
