@@ -66,11 +66,31 @@ void exact_form_suite() {
     }
 }
 
+// The state's columns [v | 1] run in groups of several SIMD vectors, then one vector at a time:
+// value widths of 64 and 100 take whole groups and leftover vectors in float and in double.
+template <class T>
+void wide_value_suite() {
+  const index_t D = 8, M = 4, H = 2;
+  const auto w1 = normal_points(H, D, M, 13, 0.3), w2 = normal_points(H, D, M, 14, 0.3);
+  const ika::yaglom_rff<double> yaglom{ika::spectral(w1.data(), H, D, M), ika::spectral(w2.data(), H, D, M)};
+  for (const index_t Dv : {64, 100})
+    for (const index_t L : {7, 33}) {
+      compare_exact<T>(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}), 1, H, H, L, L, D, Dv, 16, 700 + L);
+      compare_exact<T>(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal{}), 1, H, H, L, L,
+                       D, Dv, 4, 800 + L);
+    }
+}
+
 } // namespace
 
 TEST_CASE("exact feature form equals the quadratic attention: float and double, awkward sizes") {
   SUBCASE("double") { exact_form_suite<double>(); }
   SUBCASE("float") { exact_form_suite<float>(); }
+}
+
+TEST_CASE("exact feature form with value widths past one column group") {
+  SUBCASE("double") { wide_value_suite<double>(); }
+  SUBCASE("float") { wide_value_suite<float>(); }
 }
 
 TEST_CASE("raw feature form against its estimator computed pair by pair") {

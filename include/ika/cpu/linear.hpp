@@ -81,6 +81,7 @@ class linear_engine {
   static constexpr index_t row_block = row_block_size<bound_kernel, T>;
   // keys added to the state, and queries read from it, per pass over S
   static constexpr index_t block_rows = 4;
+  static_assert(block_rows == 4, "add_block_to_state and read_block_of_state are written out for four rows");
   using vec = simd::batch<T>;
   static constexpr index_t W = index_t(simd::width<T>);
 
@@ -146,6 +147,18 @@ private:
     psi[p] = T(std::sqrt(kernel_.epsilon));
   }
 
+  // ψ of n <= block_rows rows with features phi (row stride F), as block_rows rows of P (zeros past
+  // n): the raw form's ψ = φ are the rows themselves when the block is whole
+  const T* psi_rows(const T* phi, index_t n, task_buffers& buf) const {
+    if (o_.features == linear_features::raw && n == block_rows) return phi;
+    T* psi = buf.psi.data();
+    for (index_t r = 0; r < block_rows; ++r) {
+      if (r < n) expand(phi + r * F_, psi + r * P_);
+      else std::fill(psi + r * P_, psi + (r + 1) * P_, T(0));
+    }
+    return psi;
+  }
+
   // κ̂ from k̂ = φ(q)ᵀφ(k): the pair-by-pair weights inside a causal chunk
   T pair_kernel(T s) const {
     return o_.features == linear_features::raw ? s : s * s + T(kernel_.epsilon);
@@ -160,8 +173,11 @@ private:
       for (index_t r = 0; r < n; ++r) x[r] = row_of(rb + r);
       prefetch_rows(row_of, rb + row_block, std::min(r1, rb + 2 * row_block), s_.qk_dim);
       prepare_rows(kernel_, F_, h, x, n, phi + (rb - r0) * F_, terms + (rb - r0), queries);
-      if (!queries)
-        for (index_t r = 0; r < n; ++r) terms[rb - r0 + r] += norm_.magnitude(x[r]);
+      if (!queries) {
+        double magnitudes[row_block];
+        block_magnitudes(norm_, x, n, magnitudes);
+        for (index_t r = 0; r < n; ++r) terms[rb - r0 + r] += magnitudes[r];
+      }
     }
   }
 
@@ -205,6 +221,8 @@ private:
         const index_t j1 = std::min(j0 + key_block, shared_end);
         buf.key_phi.resize(std::size_t(key_block * F_));
         buf.key_terms.resize(std::size_t(key_block));
+        // the block's first value rows load while its keys are mapped (add_to_state prefetches the rest)
+        prefetch_rows(value_row, j0, std::min(j0 + block_rows, j1), Dv);
         featurise(h, j0, j1, key_row, false, buf.key_phi.data(), buf.key_terms.data());
         join_state(j0, j1, buf.key_phi.data(), buf.key_terms.data());
       }
@@ -262,70 +280,96 @@ private:
   template <class ValueOf>
   void add_to_state(index_t j0, index_t j1, const T* phi, const double* terms, double shift, ValueOf value_of,
                     task_buffers& buf) const {
-    static_assert(block_rows == 4, "the passes below are written out for four rows");
     const index_t Dv = s_.v_dim;
     T* S = buf.state.data();
-    T* psi = buf.psi.data();
     T* values = buf.values.data();
     for (index_t jb = j0; jb < j1; jb += block_rows) {
       const index_t n = std::min(block_rows, j1 - jb);
+      // the next block's value rows load while this one streams through S
+      prefetch_rows(value_of, jb + block_rows, std::min(jb + 2 * block_rows, j1), Dv);
+      const T* psi = psi_rows(phi + (jb - j0) * F_, n, buf);
       for (index_t r = 0; r < block_rows; ++r) {
         T* vr = values + r * Dw_;
         if (r < n) {
           const T weight = T(std::exp(terms[jb - j0 + r] - shift));
-          expand(phi + (jb - j0 + r) * F_, psi + r * P_);
           const auto* vj = value_of(jb + r);
           for (index_t d = 0; d < Dv; ++d) vr[d] = weight * vj[d];
           vr[Dv] = weight;
         } else {
           std::fill(vr, vr + Dw_, T(0));
-          std::fill(psi + r * P_, psi + (r + 1) * P_, T(0));
         }
       }
-      // per block of W columns: the four value rows stay in registers while S streams past
-      for (index_t d0 = 0; d0 < Dw_; d0 += W) {
-        const vec v0 = simd::load(values + d0), v1 = simd::load(values + Dw_ + d0), v2 = simd::load(values + 2 * Dw_ + d0),
-                  v3 = simd::load(values + 3 * Dw_ + d0);
-        for (index_t p = 0; p < P_; ++p) {
-          T* Sp = S + p * Dw_ + d0;
-          vec acc = simd::load(Sp);
-          acc = simd::fma(vec(psi[p]), v0, acc);
-          acc = simd::fma(vec(psi[P_ + p]), v1, acc);
-          acc = simd::fma(vec(psi[2 * P_ + p]), v2, acc);
-          acc = simd::fma(vec(psi[3 * P_ + p]), v3, acc);
-          simd::store(Sp, acc);
-        }
-      }
+      for_column_groups([&](auto group, index_t d0) { add_block_to_state<decltype(group)::value>(S, psi, values, d0); });
     }
   }
 
   // acc_r = ψ(q_r)ᵀ S for n <= block_rows queries with features phi (row stride F); zeros when the
   // state holds no key
   void read_state(const T* phi, index_t n, bool state_filled, task_buffers& buf) const {
-    std::fill(buf.acc.begin(), buf.acc.end(), T(0));
-    if (!state_filled) return;
-    T* psi = buf.psi.data();
-    for (index_t r = 0; r < block_rows; ++r) {
-      if (r < n) expand(phi + r * F_, psi + r * P_);
-      else std::fill(psi + r * P_, psi + (r + 1) * P_, T(0));
+    if (!state_filled) {
+      std::fill(buf.acc.begin(), buf.acc.end(), T(0));
+      return;
     }
-    // per block of W columns: four accumulators in registers, one load of S per row p
-    const T* S = buf.state.data();
-    T* acc = buf.acc.data();
-    for (index_t d0 = 0; d0 < Dw_; d0 += W) {
-      vec c0(T(0)), c1(T(0)), c2(T(0)), c3(T(0));
-      for (index_t p = 0; p < P_; ++p) {
-        const vec Sp = simd::load(S + p * Dw_ + d0);
-        c0 = simd::fma(vec(psi[p]), Sp, c0);
-        c1 = simd::fma(vec(psi[P_ + p]), Sp, c1);
-        c2 = simd::fma(vec(psi[2 * P_ + p]), Sp, c2);
-        c3 = simd::fma(vec(psi[3 * P_ + p]), Sp, c3);
+    const T* psi = psi_rows(phi, n, buf);
+    for_column_groups(
+        [&](auto group, index_t d0) { read_block_of_state<decltype(group)::value>(buf.state.data(), psi, buf.acc.data(), d0); });
+  }
+
+  // The state's columns [0, Dw) in groups of G vectors: G = group_vectors while they last, then 1.
+  // A group keeps block_rows × G vectors in registers while S streams past once, and each ψ
+  // entry is broadcast once per group instead of once per vector.
+  static constexpr index_t group_vectors = simd::vector_registers >= 32 ? 5 : 2;
+  template <class Body>
+  void for_column_groups(Body body) const {
+    index_t d0 = 0;
+    for (; d0 + group_vectors * W <= Dw_; d0 += group_vectors * W)
+      body(std::integral_constant<index_t, group_vectors>{}, d0);
+    for (; d0 < Dw_; d0 += W) body(std::integral_constant<index_t, 1>{}, d0);
+  }
+
+  // S[:, d0 : d0 + G·W] += Σ_r ψ_r ⊗ values_r for the block's four rows (ψ rows of P_, value rows
+  // of Dw_), the terms added to each entry in row order
+  template <index_t G>
+  void add_block_to_state(T* IKA_RESTRICT S, const T* IKA_RESTRICT psi, const T* IKA_RESTRICT values,
+                          index_t d0) const {
+    const index_t P = P_, Dw = Dw_;
+    vec v[block_rows][G];
+    for (index_t r = 0; r < block_rows; ++r)
+      for (index_t g = 0; g < G; ++g) v[r][g] = simd::load(values + r * Dw + d0 + g * W);
+    for (index_t p = 0; p < P; ++p) {
+      const vec b0(psi[p]), b1(psi[P + p]), b2(psi[2 * P + p]), b3(psi[3 * P + p]);
+      T* Sp = S + p * Dw + d0;
+#pragma GCC unroll 8
+      for (index_t g = 0; g < G; ++g) {
+        vec acc = simd::load(Sp + g * W);
+        acc = simd::fma(b0, v[0][g], acc);
+        acc = simd::fma(b1, v[1][g], acc);
+        acc = simd::fma(b2, v[2][g], acc);
+        acc = simd::fma(b3, v[3][g], acc);
+        simd::store(Sp + g * W, acc);
       }
-      simd::store(acc + d0, c0);
-      simd::store(acc + Dw_ + d0, c1);
-      simd::store(acc + 2 * Dw_ + d0, c2);
-      simd::store(acc + 3 * Dw_ + d0, c3);
     }
+  }
+
+  // acc_r[d0 : d0 + G·W] = ψ_rᵀ S[:, d0 : d0 + G·W] for the four rows, block_rows × G accumulators
+  template <index_t G>
+  void read_block_of_state(const T* IKA_RESTRICT S, const T* IKA_RESTRICT psi, T* IKA_RESTRICT acc,
+                           index_t d0) const {
+    const index_t P = P_, Dw = Dw_;
+    vec c[block_rows][G];
+    for (index_t r = 0; r < block_rows; ++r)
+      for (index_t g = 0; g < G; ++g) c[r][g] = vec(T(0));
+    for (index_t p = 0; p < P; ++p) {
+      const vec b[block_rows] = {vec(psi[p]), vec(psi[P + p]), vec(psi[2 * P + p]), vec(psi[3 * P + p])};
+#pragma GCC unroll 8
+      for (index_t g = 0; g < G; ++g) {
+        const vec Sp = simd::load(S + p * Dw + d0 + g * W);
+#pragma GCC unroll 4
+        for (index_t r = 0; r < block_rows; ++r) c[r][g] = simd::fma(b[r], Sp, c[r][g]);
+      }
+    }
+    for (index_t r = 0; r < block_rows; ++r)
+      for (index_t g = 0; g < G; ++g) simd::store(acc + r * Dw + d0 + g * W, c[r][g]);
   }
 
   attention_shape s_;

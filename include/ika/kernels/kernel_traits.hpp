@@ -131,6 +131,14 @@ IKA_ALWAYS_INLINE void prefetch_rows(RowOf row_of, index_t r0, index_t r1, index
   for (index_t r = r0; r < r1; ++r) prefetch_row(row_of(r), row_length);
 }
 
+// μ of rows x[0..n): the norm's block hook when it has one, else row by row
+template <class BoundNorm, class T>
+IKA_ALWAYS_INLINE void block_magnitudes(const BoundNorm& norm, const T* const* x, index_t n, double* out) {
+  if constexpr (has_magnitude_block_hook<BoundNorm, T>) norm.magnitudes(x, n, out);
+  else
+    for (index_t r = 0; r < n; ++r) out[r] = double(norm.magnitude(x[r]));
+}
+
 // Key rows [j0, j1) prepared in blocks of key_block_size (scratch holds that many rows of F), for
 // the engines' key passes: calls
 // emit(j, features, term) with the key's features (row stride F, in scratch) and its log-domain term
@@ -156,11 +164,7 @@ void prepare_key_rows(const Bound& kernel, const BoundNorm& norm, index_t F, ind
       } else {
         prepare_rows(kernel, F, h, x, n, scratch, terms, /*queries=*/false);
       }
-      if (!cancel) {
-        if constexpr (has_magnitude_block_hook<BoundNorm, T>) norm.magnitudes(x, n, magnitudes);
-        else
-          for (index_t r = 0; r < n; ++r) magnitudes[r] = double(norm.magnitude(x[r]));
-      }
+      if (!cancel) block_magnitudes(norm, x, n, magnitudes);
     }
     for (index_t j = jb; j < std::min(jb + block, j1); ++j) {
       const index_t r = j - jb;
