@@ -81,6 +81,19 @@ void wide_value_suite() {
     }
 }
 
+// Causal tails (the keys a chunk sees only partly, added pair by pair) longer than a SIMD vector
+// (chunks of 64), with 2M = 24 features: one whole float vector (three double vectors) and a rest.
+template <class T>
+void long_tail_suite() {
+  const index_t D = 8, M = 12, H = 2;
+  const auto w1 = normal_points(H, D, M, 15, 0.3), w2 = normal_points(H, D, M, 16, 0.3);
+  const ika::yaglom_rff<double> yaglom{ika::spectral(w1.data(), H, D, M), ika::spectral(w2.data(), H, D, M)};
+  for (const index_t chunk : {16, 64})
+    for (const index_t L : {33, 257})
+      compare_exact<T>(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal{}), 1, H, H, L, L, D,
+                       7, chunk, 900 + L + chunk);
+}
+
 } // namespace
 
 TEST_CASE("exact feature form equals the quadratic attention: float and double, awkward sizes") {
@@ -91,6 +104,11 @@ TEST_CASE("exact feature form equals the quadratic attention: float and double, 
 TEST_CASE("exact feature form with value widths past one column group") {
   SUBCASE("double") { wide_value_suite<double>(); }
   SUBCASE("float") { wide_value_suite<float>(); }
+}
+
+TEST_CASE("causal tails longer than a SIMD vector, features past whole vectors") {
+  SUBCASE("double") { long_tail_suite<double>(); }
+  SUBCASE("float") { long_tail_suite<float>(); }
 }
 
 TEST_CASE("raw feature form against its estimator computed pair by pair") {
