@@ -24,6 +24,16 @@ std::vector<double> normal_points(index_t H, index_t D, index_t M, std::uint64_t
   return w;
 }
 
+// A Yaglom kernel over two sets of points drawn here (seeds seed and seed + 1, scale 0.3), which
+// it refers to: keep this object alive while the kernel is used.
+struct yaglom_points {
+  std::vector<double> w1, w2;
+  ika::yaglom_rff<double> kernel;
+  yaglom_points(index_t H, index_t D, index_t M, std::uint64_t seed)
+      : w1(normal_points(H, D, M, seed, 0.3)), w2(normal_points(H, D, M, seed + 1, 0.3)),
+        kernel{ika::spectral(w1.data(), H, D, M), ika::spectral(w2.data(), H, D, M)} {}
+};
+
 template <class T, class Logit>
 void compare_exact(const Logit& logit, index_t B, index_t Hq, index_t Hkv, index_t Lq, index_t Lk, index_t D,
                    index_t Dv, index_t chunk, std::uint64_t seed, double input_scale = 0.5) {
@@ -45,8 +55,8 @@ void compare_exact(const Logit& logit, index_t B, index_t Hq, index_t Hkv, index
 template <class T>
 void exact_form_suite() {
   const index_t D = 8, M = 4, Hq = 4, Hkv = 2;
-  const auto w1 = normal_points(Hq, D, M, 11, 0.3), w2 = normal_points(Hq, D, M, 12, 0.3);
-  const ika::yaglom_rff<double> yaglom{ika::spectral(w1.data(), Hq, D, M), ika::spectral(w2.data(), Hq, D, M)};
+  const yaglom_points points(Hq, D, M, 11);
+  const auto& yaglom = points.kernel;
   const auto stationary = ika::random_fourier<double>::from_seed(5, 1, D, M);
   std::vector<int> lengths{5, 0}; // the second batch row sees no key at all
   for (const index_t L : {1, 7, 33, 257})
@@ -70,9 +80,9 @@ void exact_form_suite() {
 // value widths of 64 and 100 take whole groups and leftover vectors in float and in double.
 template <class T>
 void wide_value_suite() {
-  const index_t D = 8, M = 4, H = 2;
-  const auto w1 = normal_points(H, D, M, 13, 0.3), w2 = normal_points(H, D, M, 14, 0.3);
-  const ika::yaglom_rff<double> yaglom{ika::spectral(w1.data(), H, D, M), ika::spectral(w2.data(), H, D, M)};
+  const index_t D = 8, H = 2;
+  const yaglom_points points(H, D, /*M=*/4, 13);
+  const auto& yaglom = points.kernel;
   for (const index_t Dv : {64, 100})
     for (const index_t L : {7, 33}) {
       compare_exact<T>(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}), 1, H, H, L, L, D, Dv, 16, 700 + L);
@@ -85,12 +95,11 @@ void wide_value_suite() {
 // (chunks of 64), with 2M = 24 features: one whole float vector (three double vectors) and a rest.
 template <class T>
 void long_tail_suite() {
-  const index_t D = 8, M = 12, H = 2;
-  const auto w1 = normal_points(H, D, M, 15, 0.3), w2 = normal_points(H, D, M, 16, 0.3);
-  const ika::yaglom_rff<double> yaglom{ika::spectral(w1.data(), H, D, M), ika::spectral(w2.data(), H, D, M)};
+  const index_t D = 8, H = 2;
+  const yaglom_points points(H, D, /*M=*/12, 15);
   for (const index_t chunk : {16, 64})
     for (const index_t L : {33, 257})
-      compare_exact<T>(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal{}), 1, H, H, L, L, D,
+      compare_exact<T>(ika::log_kernel(points.kernel) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal{}), 1, H, H, L, L, D,
                        7, chunk, 900 + L + chunk);
 }
 
