@@ -8,6 +8,7 @@
 #include <limits>
 #include <numbers>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "support.hpp"
@@ -102,6 +103,30 @@ TEST_CASE_TEMPLATE("simd::row_sums_abs_pow: each row's Σ|x|^p, any row count an
       }
     }
   }
+}
+
+TEST_CASE_TEMPLATE("simd::pow_abs_each: |x|^y as libm, zeros kept, independent of the position", T, float, double) {
+  std::mt19937 gen(9);
+  std::uniform_real_distribution<double> uniform(-50.0, 50.0);
+  // libm in double as the reference; T's exp and log are within a few ulp
+  const double tolerance = std::is_same_v<T, float> ? 2e-6 : 2e-14;
+  for (const ika::index_t n : {1, 7, 33, 257})
+    for (const T y : {T(2) / T(3), T(0.5), T(1.7)}) {
+      std::vector<T> x(static_cast<std::size_t>(n));
+      for (auto& v : x) v = T(uniform(gen));
+      x[0] = T(0);
+      x[std::size_t(n - 1)] = T(3.25); // the last, partial vector: compared with the same value first below
+      std::vector<T> result = x;
+      ika::simd::pow_abs_each(result.data(), n, y);
+      for (ika::index_t i = 0; i < n; ++i) {
+        INFO("n ", n, " y ", y, " i ", i, " x ", x[std::size_t(i)]);
+        const double expected = std::pow(std::abs(double(x[std::size_t(i)])), double(y));
+        CHECK(std::abs(double(result[std::size_t(i)]) - expected) <= tolerance * expected);
+      }
+      T first = T(3.25);
+      ika::simd::pow_abs_each(&first, 1, y);
+      CHECK(first == result[std::size_t(n - 1)]);
+    }
 }
 
 TEST_CASE_TEMPLATE("block hooks (rbf key_terms, lp magnitudes) agree with the row-by-row hooks", T, float, double) {

@@ -57,15 +57,16 @@ struct lp {
       return ::pow(s, exponent / double(p)) / divisor;
     }
 
-    // magnitude() of n rows, the sums of W rows reduced together (simd::row_sums)
+    // magnitude() of n rows: the sums of W rows reduced together (simd::row_sums), the powers
+    // (Σ|x|^p)^(r/p) taken in SIMD as well
     void magnitudes(const T* const* x, index_t n, double* out) const {
       if (double(p) == lp::infinity) {
         for (index_t r = 0; r < n; ++r) out[r] = magnitude(x[r]);
         return;
       }
-      simd::row_sums_abs_pow(x, n, dim, p, [&](index_t r, T sum) {
-        out[r] = (exponent == double(p) ? double(sum) : std::pow(double(sum), exponent / double(p))) * inverse_divisor;
-      });
+      simd::row_sums_abs_pow(x, n, dim, p, [&](index_t r, T sum) { out[r] = double(sum); });
+      if (exponent != double(p)) simd::pow_abs_each(out, n, exponent / double(p));
+      for (index_t r = 0; r < n; ++r) out[r] *= inverse_divisor;
     }
 
     // μ = |x|²/c when p = 2 and r = 2 (NaN otherwise: not of that shape)

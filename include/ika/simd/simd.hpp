@@ -105,6 +105,20 @@ IKA_ALWAYS_INLINE V pow_abs(const V& x, T p) {
   }
 }
 
+// x[i] = |x[i]|^y for n values, W at a time; the last, partial vector is padded and computed the
+// same way, so a value's result does not depend on its position among the n.
+template <class T>
+void pow_abs_each(T* x, std::ptrdiff_t n, T y) {
+  constexpr std::ptrdiff_t W = width<T>;
+  for (std::ptrdiff_t i0 = 0; i0 < n; i0 += W) {
+    const std::ptrdiff_t m = std::min(W, n - i0);
+    alignas(64) T lanes[W];
+    for (std::ptrdiff_t u = 0; u < W; ++u) lanes[u] = u < m ? x[i0 + u] : T(1);
+    pow_abs(batch<T>::load_aligned(lanes), y).store_aligned(lanes);
+    std::copy(lanes, lanes + m, x + i0);
+  }
+}
+
 // (sin x, cos x) lane by lane. float: x reduced by π/2 in three parts with FMA (exact for
 // |x| <= 8192, Cephes' split), Cephes' minimax polynomials on [−π/4, π/4], the quadrant's swap
 // and signs taken from its integer bits. xsimd's own version chooses among reduction ranges with
