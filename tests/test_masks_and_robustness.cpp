@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Fully masked rows, huge key norms, and bitwise determinism across thread counts.
+// Fully masked rows, huge key norms, and bitwise determinism across thread counts and callers' threads.
 
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <omp.h>
 
 #include "support.hpp"
 
@@ -157,6 +159,82 @@ TEST_CASE_TEMPLATE("results are bitwise identical for 1 and 2 threads", T, float
   check("ika causal", ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal{}));
   check("laplacian key padding", ika::log_kernel(ika::laplacian{}) + ika::mask(ika::key_padding{lengths}));
   check("graph", ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{1.8}) + ika::mask(ika::graph_csr{offsets, columns}));
+}
+
+// Each engine called by both threads of the caller's own parallel region, asked for 1 thread (it
+// then opens no region of its own, and its loops must not bind to the caller's team) and for 2 (a
+// nested region): the same bits as a call from outside any region.
+TEST_CASE("calls from inside the caller's parallel region give the same bits") {
+  const index_t B = 2, Hq = 4, Hkv = 2, L = 97, D = 16;
+  const qkv_problem<float> p(layout::bhld, B, Hq, Hkv, L, L, D, D, 61);
+  const qkv_problem<float> decode(layout::bhld, B, Hq, Hkv, 1, L, D, D, 62);
+  const auto yaglom = ika::yaglom_rff<float>::from_seed(7, Hq, D, 16);
+  const auto logit = ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}) + ika::mask(ika::causal_lower_right{});
+  const auto join = [](std::vector<float> a, const std::vector<float>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  // each returns everything its call wrote, in one vector
+  const std::vector<std::pair<const char*, std::function<std::vector<float>(int)>>> calls{
+      {"fused forward",
+       [&](int threads) {
+         result<float> r(B, Hq, L, D);
+         ika::attention(p.q, p.k, p.v, r.o(), logit, {.lse = r.l(), .threads = threads});
+         return join(r.out, r.lse);
+       }},
+      {"split-key decode",
+       [&](int threads) {
+         result<float> r(B, Hq, 1, D);
+         ika::attention(decode.q, decode.k, decode.v, r.o(), logit, {.lse = r.l(), .threads = threads});
+         return join(r.out, r.lse);
+       }},
+      {"key cache",
+       [&](int threads) {
+         ika::key_cache<float, ika::yaglom_rff<float>, ika::lp> cache(ika::log_kernel(yaglom) + ika::magnitude(ika::lp{3.0}),
+                                                                     B, Hq, Hkv, D, L);
+         cache.append(decode.k, threads);
+         result<float> r(B, Hq, 1, D);
+         ika::attention(decode.q, cache, decode.v, r.o(), ika::mask(ika::causal_lower_right{}), {.threads = threads});
+         return r.out;
+       }},
+      {"linear-time",
+       [&](int threads) {
+         result<float> r(B, Hq, L, D);
+         ika::linear_attention(p.q, p.k, p.v, r.o(), logit, {.chunk = 16, .threads = threads});
+         return r.out;
+       }},
+      {"backward",
+       [&](int threads) {
+         result<float> forward(B, Hq, L, D);
+         ika::attention(p.q, p.k, p.v, forward.o(), logit, {.lse = forward.l(), .threads = threads});
+         std::vector<float> d_out(forward.out.size()), dq(p.q_data.size()), dk(p.k_data.size()), dv(p.v_data.size());
+         for (std::size_t i = 0; i < d_out.size(); ++i) d_out[i] = float(std::sin(0.37 * double(i)));
+         ika::attention_backward(p.q, p.k, p.v, ika::tensor_view<const float>(forward.o()),
+                                 ika::row_stat_view<const float>{forward.lse.data(), B, Hq, L, Hq * L, L, 1},
+                                 ika::tensor_view<const float>(ika::bhld(d_out.data(), B, Hq, L, D)), logit,
+                                 ika::attention_grads<float>{.dq = ika::bhld(dq.data(), B, Hq, L, D),
+                                                             .dk = ika::bhld(dk.data(), B, Hkv, L, D),
+                                                             .dv = ika::bhld(dv.data(), B, Hkv, L, D)},
+                                 threads);
+         return join(join(dq, dk), dv);
+       }},
+  };
+  for (const auto& [name, call] : calls) {
+    INFO(name);
+    const std::vector<float> outside = call(1);
+    CHECK_FALSE(any_nan(outside));
+    std::vector<float> inside[2][2]; // [caller's thread][engine's threads − 1]
+    int team = 0;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+      team = omp_get_num_threads();
+      for (const int threads : {1, 2}) inside[omp_get_thread_num()][threads - 1] = call(threads);
+    }
+    REQUIRE(team == 2);
+    for (const auto& thread : inside)
+      for (const auto& r : thread) CHECK(r == outside);
+  }
 }
 
 TEST_CASE("the layout of the inputs does not change a single bit of the result") {

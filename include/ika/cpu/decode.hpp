@@ -187,9 +187,8 @@ public:
     partial_out_ = parts[4];
     const index_t query_tasks = s_.batch * s_.q_heads;
     const index_t split_tasks = s_.batch * feature_heads_ * splits_;
-    [[maybe_unused]] const int team = thread_team(threads);
-#pragma omp parallel num_threads(team)
-    {
+    const int team = thread_team(threads);
+    run_in_team(team, [&] {
       aligned_buffer<T> row_features(std::size_t(row_block_size<bound_kernel, T> * F_));
 #pragma omp for schedule(static)
       for (index_t bh = 0; bh < query_tasks; ++bh)
@@ -202,7 +201,7 @@ public:
       }
 #pragma omp for schedule(static)
       for (index_t row = 0; row < index_t(query_rows); ++row) merge_row(out, lse, row);
-    }
+    });
   }
 
 private:

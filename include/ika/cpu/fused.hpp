@@ -234,6 +234,24 @@ inline int thread_team(int threads) {
 #endif
 }
 
+// body() on a team of `team` threads; its worksharing loops are orphaned constructs, so they bind
+// to this team. A team of one outside any parallel region runs body() as a plain call: libgomp
+// ends each worksharing loop of a one-thread team with a barrier whose wake-up is a futex system
+// call, about 1 µs each here (bench/results/blocking/serial_team/), and loops outside a region need
+// none. Inside a caller's region the loops would bind to the caller's team instead, so that case
+// keeps a region of its own.
+template <class Body>
+void run_in_team([[maybe_unused]] int team, Body&& body) {
+#if defined(_OPENMP)
+  if (team > 1 || omp_get_level() > 0) {
+#pragma omp parallel num_threads(team)
+    body();
+    return;
+  }
+#endif
+  body();
+}
+
 // ---- the engine -----------------------------------------------------------------------------
 
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
@@ -280,13 +298,12 @@ public:
     key_weight_ = parts[2];
     tile_bias_max_ = parts[3];
     values_ = parts[4];
-    [[maybe_unused]] const int team = thread_team(threads);
+    const int team = thread_team(threads);
     // one parallel region: the key pass ends in the worksharing loop's barrier
-#pragma omp parallel num_threads(team)
-    {
+    run_in_team(team, [&] {
       prepare_keys(k, v);
       attend(q, out, lse);
-    }
+    });
   }
 
 private:

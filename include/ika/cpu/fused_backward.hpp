@@ -144,7 +144,7 @@ public:
 
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
            const tensor_view<const T>& out, const row_stat_view<const T>& lse, const tensor_view<const T>& d_out,
-           const attention_grads<T>& grads, [[maybe_unused]] int team) {
+           const attention_grads<T>& grads, int team) {
     const index_t B = s_.batch, Hq = s_.q_heads, Hkv = s_.kv_heads, Lq = s_.q_len, Lk = s_.k_len, Hf = feature_heads_;
     const std::size_t q_rows = std::size_t(B * Hq * lq_pad_), k_rows = std::size_t(B * Hf * lk_pad_);
     const auto parts = scratch_arena::parts<fused_backward_engine, T, 11>(
@@ -175,8 +175,7 @@ public:
       dropout_key_.assign(std::size_t(B * Hkv * Lk), 0.0);
       dropout_query_.assign(std::size_t(B * Hq * Lq), 0.0);
     }
-#pragma omp parallel num_threads(team)
-    {
+    run_in_team(team, [&] {
       prepare_queries(q, out, lse, d_out);
       prepare_keys(k, v);
       keys_pass(k, grads);
@@ -184,7 +183,7 @@ public:
       if (grads.dbias.data) bias_pass(v, grads.dbias);
       if (spectral_wanted_) spectral_pass(q, k);
       if constexpr (magnitude_dropout) dropout_pass(q, k, v, grads);
-    }
+    });
     if (spectral_wanted_) write_spectral(grads.dspectral);
     if constexpr (requires(const T* x) { norm_.magnitude_p_derivative(x); }) {
       if (!grads.dp) return;

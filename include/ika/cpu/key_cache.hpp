@@ -96,9 +96,8 @@ public:
     const auto norm = norm_.template bind<T>(dim_);
     const tensor_view<const T> keys = k;
     const index_t tasks = batch_ * feature_heads_;
-    [[maybe_unused]] const int team = detail::thread_team(threads);
-#pragma omp parallel num_threads(team)
-    {
+    const int team = detail::thread_team(threads);
+    detail::run_in_team(team, [&] {
       detail::aligned_buffer<T> scratch(std::size_t(detail::key_block_size<decltype(kernel), T> * features_));
 #pragma omp for schedule(static)
       for (index_t task = 0; task < tasks; ++task) {
@@ -113,7 +112,7 @@ public:
                                    bias_.data()[base + j] = T(term);
                                  });
       }
-    }
+    });
     size_ += n;
   }
 

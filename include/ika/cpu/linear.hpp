@@ -105,13 +105,12 @@ public:
   void run(const tensor_view<Q>& q, const tensor_view<K>& k, const tensor_view<V>& v, const tensor_view<T>& out,
            int threads) const {
     const index_t tasks = s_.batch * s_.q_heads;
-    [[maybe_unused]] const int team = thread_team(threads);
-#pragma omp parallel num_threads(team)
-    {
+    const int team = thread_team(threads);
+    run_in_team(team, [&] {
       task_buffers buffers(*this);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < tasks; ++task) attend(task / s_.q_heads, task % s_.q_heads, q, k, v, out, buffers);
-    }
+    });
   }
 
 private:
