@@ -189,11 +189,10 @@ public:
     const index_t split_tasks = s_.batch * feature_heads_ * splits_;
     const int team = thread_team(threads);
     run_in_team(team, [&] {
-      aligned_buffer<T> row_features(std::size_t(row_block_size<bound_kernel, T> * F_));
+      workspace ws(F_, f_pad_, group_rows_, row_block_size<bound_kernel, T>, key_block_size<bound_kernel, T>);
 #pragma omp for schedule(static)
       for (index_t bh = 0; bh < query_tasks; ++bh)
-        prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads, row_features.data());
-      workspace ws(F_, f_pad_, group_rows_, key_block_size<bound_kernel, T>);
+        prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads, ws.row_features);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < split_tasks; ++task) {
         const index_t split = task % splits_, bf = task / splits_;
@@ -205,18 +204,32 @@ public:
   }
 
 private:
+  // One thread's buffers, from its scratch arena: reused across calls, no allocation per call.
   struct workspace {
-    aligned_buffer<T> key_features, block_features, zero_row, scores, bias;
-    std::vector<const T*> key_rows;       // per key of the block: its features
-    std::vector<const T*> query_of;       // per score row: its query features
-    std::vector<T*> out_of;               // per score row: its partial output
-    std::vector<index_t> head_of, row_of; // per score row: its query head and query row
-    workspace(index_t features, index_t padded_features, index_t rows, index_t row_block)
-        : key_features(std::size_t(row_block * features)), block_features(std::size_t(block_keys * padded_features)),
-          zero_row(std::size_t(padded_features)), scores(std::size_t(rows * block_keys)), bias(block_keys),
-          key_rows(std::size_t(block_keys)), query_of(std::size_t(rows)),
-          out_of(std::size_t(rows)), head_of(std::size_t(rows)), row_of(std::size_t(rows)) {
-      std::fill(zero_row.data(), zero_row.data() + zero_row.size(), T(0));
+    T *row_features, *key_features, *block_features, *zero_row, *scores, *bias;
+    const T** key_rows;        // per key of the block: its features
+    const T** query_of;        // per score row: its query features
+    T** out_of;                // per score row: its partial output
+    index_t *head_of, *row_of; // per score row: its query head and query row
+    workspace(index_t features, index_t padded_features, index_t rows, index_t query_block, index_t key_block) {
+      const auto n = [](index_t count, std::size_t size) { return std::size_t(count) * size; };
+      const auto part = scratch_arena::parts<workspace, std::byte, 11>(
+          {n(query_block * features, sizeof(T)), n(key_block * features, sizeof(T)),
+           n(block_keys * padded_features, sizeof(T)), n(padded_features, sizeof(T)), n(rows * block_keys, sizeof(T)),
+           n(block_keys, sizeof(T)), n(block_keys, sizeof(T*)), n(rows, sizeof(T*)), n(rows, sizeof(T*)),
+           n(rows, sizeof(index_t)), n(rows, sizeof(index_t))});
+      row_features = reinterpret_cast<T*>(part[0]);
+      key_features = reinterpret_cast<T*>(part[1]);
+      block_features = reinterpret_cast<T*>(part[2]);
+      zero_row = reinterpret_cast<T*>(part[3]);
+      scores = reinterpret_cast<T*>(part[4]);
+      bias = reinterpret_cast<T*>(part[5]);
+      key_rows = reinterpret_cast<const T**>(part[6]);
+      query_of = reinterpret_cast<const T**>(part[7]);
+      out_of = reinterpret_cast<T**>(part[8]);
+      head_of = reinterpret_cast<index_t*>(part[9]);
+      row_of = reinterpret_cast<index_t*>(part[10]);
+      std::fill(zero_row, zero_row + padded_features, T(0));
     }
   };
 
@@ -291,20 +304,20 @@ private:
 
     for (index_t j0 = j_begin; j0 < j_end; j0 += block_keys) {
       const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
-      T* scores = ws.scores.data();
-      T* bias = ws.bias.data();
+      T* scores = ws.scores;
+      T* bias = ws.bias;
       if (prepared_ != nullptr)
         prepared_->block(b, hf, j0, n, j_end, [&](index_t j) { return v.row(b, hk, j); }, s_.v_dim,
-                         ws.key_rows.data(), bias);
+                         ws.key_rows, bias);
       else
         prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
-                          ws.key_features.data(), ws.block_features.data(), ws.zero_row.data(), ws.key_rows.data(),
+                          ws.key_features, ws.block_features, ws.zero_row, ws.key_rows,
                           bias);
       // the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf)
-      std::fill(ws.key_rows.data() + n, ws.key_rows.data() + padded, ws.zero_row.data());
+      std::fill(ws.key_rows + n, ws.key_rows + padded, ws.zero_row);
       std::fill(bias + n, bias + padded, minus_inf);
       for (index_t r = 0; r < rows; ++r)
-        block_scores(ws.query_of[std::size_t(r)], ws.key_rows.data(), padded, scores + r * block_keys);
+        block_scores(ws.query_of[std::size_t(r)], ws.key_rows, padded, scores + r * block_keys);
       bool any = false;
       for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
       if (!any) continue;
@@ -320,7 +333,7 @@ private:
   bool softmax_weights(index_t b, index_t r, index_t j0, index_t n, index_t padded, index_t split,
                        workspace& ws) const {
     using V = simd::batch<T>;
-    T* s = ws.scores.data() + r * block_keys;
+    T* s = ws.scores + r * block_keys;
     const index_t h = ws.head_of[std::size_t(r)], i = ws.row_of[std::size_t(r)];
     const tile_state state = masks_.tile(b, h, i, i + 1, j0, j0 + n);
     if (state == tile_state::empty) {
@@ -329,7 +342,7 @@ private:
     }
     V vmax(minus_inf);
     for (index_t c = 0; c < padded; c += W) {
-      const V logit = kernel_.log_kernel(V::load_aligned(s + c)) + V::load_aligned(ws.bias.data() + c);
+      const V logit = kernel_.log_kernel(V::load_aligned(s + c)) + V::load_aligned(ws.bias + c);
       logit.store_aligned(s + c);
       vmax = xsimd::max(vmax, logit);
     }
