@@ -299,7 +299,7 @@ public:
     tile_bias_max_ = parts[3];
     values_ = parts[4];
     const int team = thread_team(threads);
-    // one parallel region: the key pass ends in the worksharing loop's barrier
+    // one team for both phases: the key pass ends in the worksharing loop's barrier
     run_in_team(team, [&] {
       prepare_keys(k, v);
       attend(q, out, lse);
@@ -308,7 +308,7 @@ public:
 
 private:
   // -------- phase 1: key features, key terms, packed values --------
-  // Called inside the parallel region; the loops are orphaned worksharing constructs.
+  // Called through run_in_team; the loops are orphaned worksharing constructs.
   void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v) {
     const index_t tiles = std::max<index_t>(key_tiles_, 1);
     const index_t feature_tasks = s_.batch * feature_heads_ * tiles;
