@@ -151,7 +151,7 @@ TEST_CASE_TEMPLATE("malformed views: negative sizes and null data", E, IKA_ENGIN
 TEST_CASE_TEMPLATE("a negative thread count", E, IKA_ENGINES) {
   using T = typename E::value_type;
   fixture<T> f;
-  CHECK_IKA_ERROR("threads", "a thread count >= 0 (0 = the OpenMP default), got -3",
+  CHECK_IKA_ERROR("threads", "a thread count >= 0 (0 = chosen from the call's size), got -3",
                   E::run(f.q, f.k, f.v, f.o, softmax_logit, ika::attention_options<T>{.threads = -3}));
   CHECK_NOTHROW(E::run(f.q, f.k, f.v, f.o, softmax_logit, ika::attention_options<T>{.threads = 1}));
 }

@@ -28,7 +28,7 @@ struct backward_problem {
   }
   // gradients in (B, H, L, D) order; `extra` carries the optional outputs (spectral, bias, p)
   template <class Expr>
-  void run(const Expr& expr, int threads = 0, ika::attention_grads<T> extra = {}) {
+  void run(const Expr& expr, int threads = 2, ika::attention_grads<T> extra = {}) {
     ika::attention(p.q, p.k, p.v, fwd.o(), expr, {.lse = fwd.l()});
     const ika::tensor_view<const T> out = fwd.o();
     const ika::row_stat_view<const T> lse{fwd.lse.data(), p.B, p.Hq, p.Lq, p.Hq * p.Lq, p.Lq, 1};

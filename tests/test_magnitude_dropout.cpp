@@ -17,7 +17,7 @@ using namespace ika_test;
 namespace {
 
 template <class T, class Expr>
-double fused_vs_reference(qkv_problem<T>& p, const Expr& expr, int threads = 0, std::vector<T>* out_copy = nullptr) {
+double fused_vs_reference(qkv_problem<T>& p, const Expr& expr, int threads = 2, std::vector<T>* out_copy = nullptr) {
   result<T> fused(p.B, p.Hq, p.Lq, p.Dv), ref(p.B, p.Hq, p.Lq, p.Dv);
   ika::attention(p.q, p.k, p.v, fused.o(), expr, {.lse = fused.l(), .threads = threads});
   ika::reference::attention(p.q, p.k, p.v, ref.o(), expr, {.lse = ref.l()});

@@ -148,11 +148,14 @@ TEST_CASE_TEMPLATE("results are bitwise identical for 1 and 2 threads", T, float
   }
   auto check = [&](const char* name, const auto& logit) {
     INFO(name);
-    result<T> one(B, Hq, L, D), two(B, Hq, L, D);
+    result<T> one(B, Hq, L, D), two(B, Hq, L, D), automatic(B, Hq, L, D);
     ika::attention(p.q, p.k, p.v, one.o(), logit, {.lse = one.l(), .threads = 1});
     ika::attention(p.q, p.k, p.v, two.o(), logit, {.lse = two.l(), .threads = 2});
-    CHECK(std::memcmp(one.out.data(), two.out.data(), one.out.size() * sizeof(T)) == 0);
-    CHECK(std::memcmp(one.lse.data(), two.lse.data(), one.lse.size() * sizeof(T)) == 0);
+    ika::attention(p.q, p.k, p.v, automatic.o(), logit, {.lse = automatic.l()}); // threads = 0
+    for (const result<T>* r : {&two, &automatic}) {
+      CHECK(std::memcmp(one.out.data(), r->out.data(), one.out.size() * sizeof(T)) == 0);
+      CHECK(std::memcmp(one.lse.data(), r->lse.data(), one.lse.size() * sizeof(T)) == 0);
+    }
   };
   const auto yaglom = ika::yaglom_rff<double>::from_seed(5, Hq, D, 64);
   check("softmax", ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}));
@@ -223,6 +226,7 @@ TEST_CASE("calls from inside the caller's parallel region give the same bits") {
     INFO(name);
     const std::vector<float> outside = call(1);
     CHECK_FALSE(any_nan(outside));
+    CHECK(call(0) == outside); // the automatic team, from outside any region
     std::vector<float> inside[2][2]; // [caller's thread][engine's threads − 1]
     int team = 0;
 #pragma omp parallel num_threads(2)
@@ -235,6 +239,20 @@ TEST_CASE("calls from inside the caller's parallel region give the same bits") {
     for (const auto& thread : inside)
       for (const auto& r : thread) CHECK(r == outside);
   }
+}
+
+// threads = 0: one thread per detail::work_per_thread multiply-adds, within [1, OpenMP's default]
+TEST_CASE("the automatic team grows with the call's work, within the OpenMP default") {
+  using ika::detail::thread_team, ika::detail::work_per_thread;
+  const int most = omp_get_max_threads();
+  CHECK(thread_team(3, 0.0, 1) == 3); // a thread count asked for is kept, whatever the work and tasks
+  CHECK(thread_team(1, 1e15, 100) == 1);
+  CHECK(thread_team(0, 0.0, 100) == 1);
+  CHECK(thread_team(0, 1.9 * work_per_thread, 100) == 1);
+  CHECK(thread_team(0, 2.0 * work_per_thread, 100) == std::min(2, most));
+  CHECK(thread_team(0, 1e15, 100'000) == most);
+  CHECK(thread_team(0, 1e15, 1) == 1); // no more threads than tasks
+  CHECK(thread_team(0, 1e15, 0) == 1);
 }
 
 TEST_CASE("the layout of the inputs does not change a single bit of the result") {

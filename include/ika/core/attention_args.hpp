@@ -15,7 +15,8 @@ namespace ika {
 template <class T>
 struct attention_options {
   row_stat_view<T> lse = {}; // optional (B, Hq, Lq) output: log Σ_j exp(logit_ij); −inf for a fully masked row
-  int threads = 0;           // OpenMP threads; 0 = the OpenMP default. Results do not depend on it.
+  // OpenMP threads; 0 = chosen from the call's size, at most the OpenMP default. Results do not depend on it.
+  int threads = 0;
 };
 
 namespace detail {
@@ -39,7 +40,7 @@ template <class Heads, class Q, class K, class V, class T>
 attention_shape check_attention_args(const tensor_view<Q>& q, const tensor_view<K>& k, const tensor_view<V>& v,
                                      const tensor_view<T>& out, const attention_options<T>& options) {
   const row_stat_view<T>& lse = options.lse;
-  require(options.threads >= 0, "threads", "a thread count >= 0 (0 = the OpenMP default), got ", options.threads);
+  require(options.threads >= 0, "threads", "a thread count >= 0 (0 = chosen from the call's size), got ", options.threads);
   check_view(q, "q");
   check_view(k, "k");
   check_view(v, "v");

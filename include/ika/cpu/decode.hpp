@@ -187,8 +187,8 @@ public:
     partial_out_ = parts[4];
     const index_t query_tasks = s_.batch * s_.q_heads;
     const index_t split_tasks = s_.batch * feature_heads_ * splits_;
-    const int team = thread_team(threads);
-    run_in_team(team, [&] {
+    const double work = attention_work<bound_kernel>(s_, F_, prepared_ ? 0 : s_.batch * feature_heads_ * s_.k_len);
+    run_in_team(thread_team(threads, work, std::max(query_tasks, split_tasks)), [&] {
       workspace ws(F_, f_pad_, group_rows_, row_block_size<bound_kernel, T>, key_block_size<bound_kernel, T>);
 #pragma omp for schedule(static)
       for (index_t bh = 0; bh < query_tasks; ++bh)

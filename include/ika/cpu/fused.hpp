@@ -23,13 +23,10 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
 #include "ika/core/aligned_buffer.hpp"
 #include "ika/core/attention_args.hpp"
 #include "ika/core/logit_expression.hpp"
+#include "ika/cpu/thread_team.hpp"
 #include "ika/heads/heads.hpp"
 #include "ika/kernels/kernel_traits.hpp"
 #include "ika/masks/mask_traits.hpp"
@@ -225,33 +222,6 @@ IKA_ALWAYS_INLINE T exp_shifted_in_place(T* s, index_t n, T shift) {
   return simd::reduce_add(vsum);
 }
 
-// The OpenMP team size of a call: the caller's choice, or OpenMP's default for 0.
-inline int thread_team(int threads) {
-#if defined(_OPENMP)
-  return threads > 0 ? threads : omp_get_max_threads();
-#else
-  return threads;
-#endif
-}
-
-// body() on a team of `team` threads; its worksharing loops are orphaned constructs, so they bind
-// to this team. A team of one outside any parallel region runs body() as a plain call: libgomp
-// ends each worksharing loop of a one-thread team with a barrier whose wake-up is a futex system
-// call, about 1 µs each here (bench/results/blocking/serial_team/), and loops outside a region need
-// none. Inside a caller's region the loops would bind to the caller's team instead, so that case
-// keeps a region of its own.
-template <class Body>
-void run_in_team([[maybe_unused]] int team, Body&& body) {
-#if defined(_OPENMP)
-  if (team > 1 || omp_get_level() > 0) {
-#pragma omp parallel num_threads(team)
-    body();
-    return;
-  }
-#endif
-  body();
-}
-
 // ---- the engine -----------------------------------------------------------------------------
 
 template <class T, class Heads, class Kernel, class Norm, class... Masks>
@@ -298,9 +268,10 @@ public:
     key_weight_ = parts[2];
     tile_bias_max_ = parts[3];
     values_ = parts[4];
-    const int team = thread_team(threads);
+    const double work = attention_work<bound_kernel>(s_, F_, s_.batch * feature_heads_ * s_.k_len);
+    const index_t query_tasks = s_.batch * s_.q_heads * ((s_.q_len + QT - 1) / QT);
     // one team for both phases: the key pass ends in the worksharing loop's barrier
-    run_in_team(team, [&] {
+    run_in_team(thread_team(threads, work, query_tasks), [&] {
       prepare_keys(k, v);
       attend(q, out, lse);
     });

@@ -144,7 +144,7 @@ public:
 
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
            const tensor_view<const T>& out, const row_stat_view<const T>& lse, const tensor_view<const T>& d_out,
-           const attention_grads<T>& grads, int team) {
+           const attention_grads<T>& grads, int threads) {
     const index_t B = s_.batch, Hq = s_.q_heads, Hkv = s_.kv_heads, Lq = s_.q_len, Lk = s_.k_len, Hf = feature_heads_;
     const std::size_t q_rows = std::size_t(B * Hq * lq_pad_), k_rows = std::size_t(B * Hf * lk_pad_);
     const auto parts = scratch_arena::parts<fused_backward_engine, T, 11>(
@@ -175,7 +175,9 @@ public:
       dropout_key_.assign(std::size_t(B * Hkv * Lk), 0.0);
       dropout_query_.assign(std::size_t(B * Hq * Lq), 0.0);
     }
-    run_in_team(team, [&] {
+    const double work = attention_work<bound_kernel>(s_, F_, B * Hf * Lk, /*pair_passes=*/2.5);
+    // tasks: those of the keys pass, the largest phase
+    run_in_team(thread_team(threads, work, B * Hkv * chunks_), [&] {
       prepare_queries(q, out, lse, d_out);
       prepare_keys(k, v);
       keys_pass(k, grads);
@@ -920,11 +922,11 @@ void attention_backward(tensor_view<Q> q, tensor_view<K> k, tensor_view<V> v, te
     detail::fused_backward_engine<T, Heads, Kernel, decltype(logit.norm.norm), Masks...,
                                   detail::magnitude_dropout_term<T, Heads, decltype(logit.norm.norm)>>
         engine(shape, expanded);
-    engine.run(q, k, v, out, lse, d_out, grads, detail::thread_team(threads));
+    engine.run(q, k, v, out, lse, d_out, grads, threads);
   } else {
     detail::check_optional_grads(shape, logit, grads);
     detail::fused_backward_engine<T, Heads, Kernel, Norm, Masks...> engine(shape, logit);
-    engine.run(q, k, v, out, lse, d_out, grads, detail::thread_team(threads));
+    engine.run(q, k, v, out, lse, d_out, grads, threads);
   }
 }
 

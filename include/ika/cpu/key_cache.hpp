@@ -85,7 +85,7 @@ public:
   void append(tensor_view<K> k, int threads = 0) {
     static_assert(std::is_same_v<std::remove_const_t<K>, T>, "ika::key_cache::append: k must hold the cache's T");
     detail::check_view(k, "k");
-    detail::require(threads >= 0, "threads", "a thread count >= 0 (0 = the OpenMP default), got ", threads);
+    detail::require(threads >= 0, "threads", "a thread count >= 0 (0 = chosen from the call's size), got ", threads);
     detail::require(k.batch == batch_ && k.heads == kv_heads_ && k.cols == dim_, "k", "(B = ", batch_, ", Hkv = ",
                     kv_heads_, ", n, D = ", dim_, "), got (", k.batch, ", ", k.heads, ", ", k.rows, ", ", k.cols, ")");
     detail::require(size_ + k.rows <= capacity_, "k", "at most ", capacity_ - size_,
@@ -96,8 +96,8 @@ public:
     const auto norm = norm_.template bind<T>(dim_);
     const tensor_view<const T> keys = k;
     const index_t tasks = batch_ * feature_heads_;
-    const int team = detail::thread_team(threads);
-    detail::run_in_team(team, [&] {
+    const double work = double(tasks) * double(n) * detail::feature_row_work<decltype(kernel)>(features_, dim_);
+    detail::run_in_team(detail::thread_team(threads, work, tasks), [&] {
       detail::aligned_buffer<T> scratch(std::size_t(detail::key_block_size<decltype(kernel), T> * features_));
 #pragma omp for schedule(static)
       for (index_t task = 0; task < tasks; ++task) {

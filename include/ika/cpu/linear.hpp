@@ -57,7 +57,8 @@ enum class linear_features {
 struct linear_options {
   linear_features features = linear_features::exact;
   index_t chunk = 16; // queries per chunk of the causal form
-  int threads = 0;    // OpenMP threads; 0 = the OpenMP default. Results do not depend on it.
+  // OpenMP threads; 0 = chosen from the call's size, at most the OpenMP default. Results do not depend on it.
+  int threads = 0;
 };
 
 namespace detail {
@@ -105,8 +106,10 @@ public:
   void run(const tensor_view<Q>& q, const tensor_view<K>& k, const tensor_view<V>& v, const tensor_view<T>& out,
            int threads) const {
     const index_t tasks = s_.batch * s_.q_heads;
-    const int team = thread_team(threads);
-    run_in_team(team, [&] {
+    // per query head: every key row mapped and added to the state, every query row mapped and read
+    const double rows = double(tasks) * double(s_.q_len + s_.k_len);
+    const double work = rows * (double(P_) * double(Dw_) + feature_row_work<bound_kernel>(F_, s_.qk_dim));
+    run_in_team(thread_team(threads, work, tasks), [&] {
       task_buffers buffers(*this);
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < tasks; ++task) attend(task / s_.q_heads, task % s_.q_heads, q, k, v, out, buffers);
