@@ -130,6 +130,34 @@ TEST_CASE("key cache: clear, grow up to the capacity, empty cache and fully mask
   CHECK(relative_error(cached.out, ref.out) <= tolerance<double>());
 }
 
+// The cache binds its kernel (packs the spectral points) once per fill: points changed in place
+// are read again at the first append after clear(), and the result is then that of the new points.
+TEST_CASE("key cache: after clear() the spectral points are read again") {
+  const index_t H = 2, D = 8, M = 16, Lk = 40;
+  const qkv_problem<float> p(layout::bhld, 1, H, H, 1, Lk, D, D, 17);
+  std::vector<float> w1(std::size_t(H * D * M)), w2(w1.size());
+  fill_normal(w1, 18);
+  fill_normal(w2, 19);
+  const ika::yaglom_rff<float> kernel{ika::spectral(static_cast<const float*>(w1.data()), H, D, M),
+                                      ika::spectral(static_cast<const float*>(w2.data()), H, D, M)};
+  const auto logit = ika::log_kernel(kernel) + ika::magnitude(ika::lp{3.0});
+  ika::key_cache<float, ika::yaglom_rff<float>, ika::lp> cache(logit, 1, H, H, D, Lk);
+  const auto cached_and_direct = [&] {
+    cache.append(p.k);
+    result<float> cached(1, H, 1, D), direct(1, H, 1, D);
+    ika::attention(p.q, cache, p.v, cached.o());
+    ika::attention(p.q, p.k, p.v, direct.o(), logit); // binds the points as they are now
+    return std::pair{cached.out, direct.out};
+  };
+  const auto [before, direct_before] = cached_and_direct();
+  CHECK(before == direct_before);
+  for (float& w : w1) w *= 1.5f;
+  cache.clear();
+  const auto [after, direct_after] = cached_and_direct();
+  CHECK(after == direct_after);
+  CHECK(after != before);
+}
+
 TEST_CASE("key cache: bad shapes name the argument and the expected shape") {
   const qkv_problem<float> p(layout::bhld, 2, 4, 2, 1, 10, 8, 8, 5);
   const auto logit = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0});

@@ -151,8 +151,11 @@ public:
   static bool serves(const attention_shape& shape) { return !masks_type::has_sparse && shape.q_len <= max_query_rows; }
 
   split_key_engine(const attention_shape& shape, const logit_expression<Kernel, Norm, Masks...>& logit)
-      : s_(shape), kernel_(logit.kernel.template bind<T>(shape.q_heads, shape.qk_dim)),
-        norm_(logit.norm.template bind<T>(shape.qk_dim)),
+      : split_key_engine(shape, logit, logit.kernel.template bind<T>(shape.q_heads, shape.qk_dim)) {}
+  // with logit.kernel already bound (a key cache's kernel, bound once per fill of the cache)
+  split_key_engine(const attention_shape& shape, const logit_expression<Kernel, Norm, Masks...>& logit,
+                   const bound_kernel& kernel)
+      : s_(shape), kernel_(kernel), norm_(logit.norm.template bind<T>(shape.qk_dim)),
         masks_{std::apply([&](const auto&... m) { return std::make_tuple(m.bind(shape)...); }, logit.masks)} {
     F_ = kernel_.feature_dim();
     f_pad_ = round_up(F_, W);
