@@ -1,36 +1,23 @@
 // SPDX-License-Identifier: MIT
 // Where does a second thread start to pay? Median time per call of every CPU engine over a range
 // of small sizes with 1 and 2 threads (and threads = 0), in µs, with the call's work in
-// multiply-adds as detail::call_work counts it. Built once per include/ tree (README.md).
+// multiply-adds as the engines count it (detail::attention_work). Built once per include/ tree (README.md).
 //   sweep CALLS
 #include <ika/ika.hpp>
-#include <algorithm>
-#include <chrono>
+
+#include "../call_timing.hpp"
+
 #include <cstdio>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
 namespace {
 
-std::vector<float> normal(std::size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0, 1);
-  std::vector<float> x(n);
-  for (float& e : x) e = d(rng);
-  return x;
-}
+using call_timing::normal;
 
 double median_us(int calls, const std::function<void()>& call) {
-  std::vector<double> t;
-  call();
-  for (int c = 0; c < calls; ++c) {
-    const auto t0 = std::chrono::steady_clock::now();
-    call();
-    t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
+  const std::vector<double> t = call_timing::times_us(calls, call);
   return t[t.size() / 2];
 }
 

@@ -3,38 +3,16 @@
 // over CALLS calls, in µs. Built once per include/ tree being compared (README.md).
 //   calls CALLS
 #include <ika/ika.hpp>
-#include <algorithm>
-#include <chrono>
+
+#include "../call_timing.hpp"
+
 #include <cmath>
 #include <cstdio>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
-namespace {
-
-std::vector<float> normal(std::size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0, 1);
-  std::vector<float> x(n);
-  for (float& e : x) e = d(rng);
-  return x;
-}
-
-void time_calls(const std::string& name, int calls, const std::function<void()>& call) {
-  std::vector<double> t;
-  call();
-  for (int c = 0; c < calls; ++c) {
-    const auto t0 = std::chrono::steady_clock::now();
-    call();
-    t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  std::printf("%-40s median %9.2f us  min %9.2f us\n", name.c_str(), t[t.size() / 2], t.front());
-}
-
-} // namespace
+using call_timing::normal, call_timing::time_calls;
 
 int main(int argc, char** argv) {
   const int calls = argc > 1 ? std::atoi(argv[1]) : 2000;
