@@ -133,7 +133,7 @@ public:
 
 private:
   // The kernel bound once per fill of the cache, its packed spectral points (if it has any) moved
-  // into the cache's own memory: binding packs them, about 5 µs for 8 heads of Yaglom features with
+  // into the cache's own memory: binding packs them, 5-9 µs for 8 heads of Yaglom features with
   // M = 64, most of a one-key append (bench/results/blocking/row_count/).
   const bound_type& bound() {
     if (!bound_) {
