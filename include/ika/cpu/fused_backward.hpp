@@ -393,23 +393,29 @@ private:
           std::copy(g, g + Dv, d_rows + (r0 + r) * Dv);
         }
       }
-      std::fill(fq + n_rows * F_, fq + QB * F_, T(0));
-      std::fill(d_rows + n_rows * Dv, d_rows + QB * Dv, T(0));
+      // the query blocks read rows up to the next multiple of MR only
+      const index_t used = round_up(n_rows, MR);
+      std::fill(fq + n_rows * F_, fq + used * F_, T(0));
+      std::fill(d_rows + n_rows * Dv, d_rows + used * Dv, T(0));
       std::fill(shift_ + base + n_rows, shift_ + base + QB, plus_inf);
       std::fill(row_dot_ + base + n_rows, row_dot_ + base + QB, T(0));
-      transpose_block(fq, F_, Fr_, fqt_ + base * Fr_);
-      transpose_block(d_rows, Dv, Dvr_, dot_ + base * Dvr_);
+      transpose_block(fq, F_, Fr_, fqt_ + base * Fr_, used);
+      transpose_block(d_rows, Dv, Dvr_, dot_ + base * Dvr_, used);
       for (index_t c = 0; c < chunks_; ++c) {
         T* dq = dqp_ + (c * s_.batch * Hq * lq_pad_ + base) * Fw_;
-        std::fill(dq, dq + QB * Fw_, T(0));
+        std::fill(dq, dq + used * Fw_, T(0));
       }
     }
   }
 
-  // dst[c][r] = src[r][c] for QB rows of `cols` columns; columns up to `rows_out` are zero.
-  static void transpose_block(const T* src, index_t cols, index_t rows_out, T* dst) {
-    transpose_rows<QB>(src, cols, cols, dst);
-    std::fill(dst + cols * QB, dst + rows_out * QB, T(0));
+  // dst[c][r] = src[r][c] (row stride QB) for the first `used` rows of `cols` columns; columns up
+  // to `rows_out` are zero there.
+  static void transpose_block(const T* src, index_t cols, index_t rows_out, T* dst, index_t used) {
+    if (used == QB) transpose_rows<QB>(src, cols, cols, dst);
+    else
+      for (index_t c = 0; c < cols; ++c)
+        for (index_t r = 0; r < used; ++r) dst[c * QB + r] = src[r * cols + c];
+    for (index_t c = cols; c < rows_out; ++c) std::fill(dst + c * QB, dst + c * QB + used, T(0));
   }
 
   // Keys (b, feature head hf, j) at key index (b·Hf + hf)·lk_pad + j:
