@@ -240,3 +240,46 @@ TEST_CASE("fused backward: optional gradients the expression cannot produce are 
   refused(rff, p, "grads.dp", "only the lp norm has an exponent p");
   refused(rff + ika::magnitude(ika::lp{ika::lp::infinity}), p, "grads.dp", "a finite p");
 }
+
+// The backward's buffers live in per-thread arenas reused across calls: a call must not depend on
+// what an earlier, larger call of the same engine type left there (every sum starts from zero).
+TEST_CASE("fused backward: the same bits whatever an earlier call left in the scratch memory") {
+  using expr_type = decltype(ika::log_kernel(ika::random_fourier{ika::spectral(static_cast<const float*>(nullptr), 1, 1, 1)}) +
+                             ika::magnitude(ika::lp{2.5}) +
+                             ika::mask(ika::additive_bias{ika::dense(static_cast<float*>(nullptr), 1, 1, 1, 1)}));
+  struct run_result {
+    std::vector<float> dq, dk, dv, d_omega, d_bias;
+    float dp = 0;
+  };
+  // one call of the same expression type at a shape of its own
+  const auto run = [](index_t Hq, index_t Hkv, index_t L, index_t D, index_t M, std::uint64_t seed) {
+    std::vector<float> omega(std::size_t(D * M)), bias(std::size_t(L * L));
+    fill_normal(omega, seed, 0.5);
+    fill_normal(bias, seed + 1);
+    const expr_type expr = ika::log_kernel(ika::random_fourier{ika::spectral(static_cast<const float*>(omega.data()), 1, D, M)}) +
+                           ika::magnitude(ika::lp{2.5}) +
+                           ika::mask(ika::additive_bias{ika::dense(bias.data(), 1, 1, L, L)});
+    backward_problem<float> problem(layout::bhld, 2, Hq, Hkv, L, L, D, 8, seed);
+    run_result r;
+    r.d_omega.resize(omega.size());
+    r.d_bias.resize(bias.size());
+    ika::attention_grads<float> extra;
+    extra.dspectral[0] = ika::spectral(r.d_omega.data(), 1, D, M);
+    extra.dbias = ika::dense(r.d_bias.data(), 1, 1, L, L);
+    extra.dp = &r.dp;
+    problem.run(expr, 2, extra);
+    r.dq = problem.dq;
+    r.dk = problem.dk;
+    r.dv = problem.dv;
+    return r;
+  };
+  const run_result first = run(4, 2, 37, 16, 7, 11);
+  (void)run(4, 4, 260, 24, 33, 12); // larger: its values fill more of every buffer
+  const run_result again = run(4, 2, 37, 16, 7, 11);
+  CHECK(first.dq == again.dq);
+  CHECK(first.dk == again.dk);
+  CHECK(first.dv == again.dv);
+  CHECK(first.d_omega == again.d_omega);
+  CHECK(first.d_bias == again.d_bias);
+  CHECK(std::memcmp(&first.dp, &again.dp, sizeof(float)) == 0);
+}

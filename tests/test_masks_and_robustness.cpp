@@ -275,3 +275,39 @@ TEST_CASE("the layout of the inputs does not change a single bit of the result")
   ika::attention(Q, K, V, y.o(), logit);
   CHECK(std::memcmp(x.out.data(), y.out.data(), x.out.size() * sizeof(float)) == 0);
 }
+
+// The engines keep their buffers in per-thread scratch memory reused across calls: a call gives
+// the same bits after a larger call of the same engine type has filled that memory.
+TEST_CASE("every engine gives the same bits whatever an earlier call left in its scratch memory") {
+  using yaglom = ika::yaglom_rff<float>;
+  using logit_type = decltype(ika::log_kernel(std::declval<yaglom>()) + ika::magnitude(ika::lp{3.0}) +
+                              ika::mask(ika::causal_lower_right{}));
+  using cache_type = ika::key_cache<float, yaglom, ika::lp>;
+  // every engine at one shape; each returns everything its calls wrote, one after the other
+  const auto run_all = [](index_t Hq, index_t Hkv, index_t L, index_t D, index_t M, std::uint64_t seed) {
+    const qkv_problem<float> p(layout::bhld, 2, Hq, Hkv, L, L, D, D, seed);
+    const qkv_problem<float> decode(layout::bhld, 2, Hq, Hkv, 1, L, D, D, seed + 1);
+    const logit_type logit = ika::log_kernel(yaglom::from_seed(seed, Hq, D, M)) + ika::magnitude(ika::lp{3.0}) +
+                             ika::mask(ika::causal_lower_right{});
+    std::vector<float> all;
+    const auto keep = [&](const std::vector<float>& x) { all.insert(all.end(), x.begin(), x.end()); };
+    result<float> fused(2, Hq, L, D), linear_exact(2, Hq, L, D), linear_raw(2, Hq, L, D), split(2, Hq, 1, D),
+        cached(2, Hq, 1, D);
+    ika::attention(p.q, p.k, p.v, fused.o(), logit, {.lse = fused.l(), .threads = 2});
+    ika::linear_attention(p.q, p.k, p.v, linear_exact.o(), logit, {.chunk = 8, .threads = 2});
+    ika::linear_attention(p.q, p.k, p.v, linear_raw.o(), logit,
+                          {.features = ika::linear_features::raw, .chunk = 8, .threads = 2});
+    ika::attention(decode.q, decode.k, decode.v, split.o(), logit, {.lse = split.l(), .threads = 2});
+    cache_type cache(ika::log_kernel(logit.kernel) + ika::magnitude(ika::lp{3.0}), 2, Hq, Hkv, D, L);
+    cache.append(decode.k, 2);
+    ika::attention(decode.q, cache, decode.v, cached.o(), ika::mask(ika::causal_lower_right{}), {.threads = 2});
+    for (const result<float>* r : {&fused, &linear_exact, &linear_raw, &split, &cached}) keep(r->out);
+    keep(fused.lse);
+    keep(split.lse);
+    return all;
+  };
+  const std::vector<float> first = run_all(4, 2, 45, 12, 5, 21);
+  CHECK_FALSE(any_nan(first));
+  (void)run_all(4, 4, 300, 20, 24, 22);
+  CHECK(run_all(4, 2, 45, 12, 5, 21) == first);
+}

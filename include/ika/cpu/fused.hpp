@@ -286,8 +286,11 @@ private:
     const index_t value_tasks = s_.batch * s_.kv_heads * tiles;
     {
       // features of the kernels that map keys, then each panel's NR keys row by row before packing
-      std::vector<T> rows(key_features_are_rows<bound_kernel> ? 0 : std::size_t(key_block_size<bound_kernel, T> * F_));
-      std::vector<T> staged(std::size_t(NR * F_));
+      // this thread's buffers, from its scratch arena
+      const auto buffers = scratch_arena::parts<key_rows, T, 2>(
+          {key_features_are_rows<bound_kernel> ? 0 : std::size_t(key_block_size<bound_kernel, T> * F_), std::size_t(NR * F_)});
+      T* const rows = key_features_are_rows<bound_kernel> ? nullptr : buffers[0];
+      T* const staged = buffers[1];
 #pragma omp for schedule(dynamic, 1) nowait
       for (index_t task = 0; task < feature_tasks; ++task) {
         const index_t t = task % tiles, bh = task / tiles;
@@ -298,13 +301,13 @@ private:
         const index_t j0 = t * KT, j1 = std::min(j0 + KT, k_pad_); // whole panels: KT and k_pad_ are multiples of NR
         T tile_max = minus_inf;
         prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, k.cols,
-                         rows.empty() ? nullptr : rows.data(),
+                         rows,
                          [&](index_t j, const T* features, double term) {
                            // padding keys: zero features, weight exp(−inf) = 0
-                           T* row = staged.data() + (j % NR) * F_;
+                           T* row = staged + (j % NR) * F_;
                            if (features != nullptr) std::copy(features, features + F_, row);
                            else std::fill(row, row + F_, T(0));
-                           if (j % NR == NR - 1) pack_panel(staged.data(), F_, F_, panels + (j / NR) * F_ * NR);
+                           if (j % NR == NR - 1) pack_panel(staged, F_, F_, panels + (j / NR) * F_ * NR);
                            bias[j] = T(term);
                            tile_max = std::max(tile_max, bias[j]);
                          });
@@ -333,19 +336,21 @@ private:
   }
 
   // -------- phase 2: query tiles --------
+  // one thread's buffers of the query tiles, from its scratch arena
   struct workspace {
-    aligned_buffer<T> fq, scores, o, alpha, mask_terms;
-    std::vector<T> row_max, row_sum, row_term;
-    workspace(index_t features, index_t dv_pad)
-        : fq(std::size_t(QT * features)), scores(std::size_t(MR * KT)), o(std::size_t(QT * dv_pad)), alpha(MR),
-          mask_terms(std::size_t(KT)), row_max(QT), row_sum(QT), row_term(QT) {}
+    T *fq, *scores, *o, *alpha, *mask_terms, *row_max, *row_sum, *row_term;
   };
+  workspace thread_workspace() const {
+    const auto p = scratch_arena::parts<workspace, T, 8>({std::size_t(QT * F_), std::size_t(MR * KT),
+                                                          std::size_t(QT * dv_pad_), MR, KT, QT, QT, QT});
+    return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};
+  }
 
   void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse) {
     const index_t q_tiles = (s_.q_len + QT - 1) / QT;
     const index_t tasks = s_.batch * s_.q_heads * q_tiles;
     {
-      workspace ws(F_, dv_pad_);
+      workspace ws = thread_workspace();
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < tasks; ++task) {
         // last query tiles first: under a causal mask they see the most keys, and the light
@@ -372,14 +377,14 @@ private:
       const index_t n = std::min(row_block, rows - r0);
       for (index_t r = 0; r < n; ++r) x[r] = query_row(r0 + r);
       prefetch_rows(query_row, r0 + row_block, std::min(rows, r0 + 2 * row_block), q.cols);
-      prepare_rows(h, x, n, ws.fq.data() + r0 * F_, terms, /*queries=*/true);
+      prepare_rows(h, x, n, ws.fq + r0 * F_, terms, /*queries=*/true);
       for (index_t r = 0; r < n; ++r)
         ws.row_term[r0 + r] = T(terms[r] + (norm_.include_query ? norm_.magnitude(x[r]) : 0.0));
     }
-    std::fill(ws.fq.data() + rows * F_, ws.fq.data() + padded_rows * F_, T(0));
-    std::fill(ws.row_max.begin(), ws.row_max.begin() + padded_rows, minus_inf);
-    std::fill(ws.row_sum.begin(), ws.row_sum.begin() + padded_rows, T(0));
-    std::fill(ws.o.data(), ws.o.data() + padded_rows * dv_pad_, T(0));
+    std::fill(ws.fq + rows * F_, ws.fq + padded_rows * F_, T(0));
+    std::fill(ws.row_max, ws.row_max + padded_rows, minus_inf);
+    std::fill(ws.row_sum, ws.row_sum + padded_rows, T(0));
+    std::fill(ws.o, ws.o + padded_rows * dv_pad_, T(0));
 
     if constexpr (masks_type::has_sparse) {
       sparse_rows(b, h, hk, fh, i0, rows, ws);
@@ -425,8 +430,8 @@ private:
                    index_t first_row, workspace& ws) const {
     const index_t panel_count = (jb - ja + NR - 1) / NR, keys = panel_count * NR;
     const index_t j_stop = std::min(j1, ja + keys);
-    T* scores = ws.scores.data();
-    tile_product<T, Kernel::pairwise>(ws.fq.data() + r0 * F_, F_, panels + ja * F_, panel_count, F_, scores, KT);
+    T* scores = ws.scores;
+    tile_product<T, Kernel::pairwise>(ws.fq + r0 * F_, F_, panels + ja * F_, panel_count, F_, scores, KT);
     bool any;
     if constexpr (Kernel::kernel_value_form) {
       any = state == tile_state::full || masks_type::hides_only
@@ -438,7 +443,7 @@ private:
     // keys past jb (and past the last key) have weight 0 in every row: P·V stops at the last
     // visible one instead of the last panel's end (on a causal diagonal, the rest of that panel)
     if (any)
-      accumulate_pv(ws.o.data() + r0 * dv_pad_, dv_pad_, ws.alpha.data(), scores, KT, values + ja * dv_pad_, dv_pad_,
+      accumulate_pv(ws.o + r0 * dv_pad_, dv_pad_, ws.alpha, scores, KT, values + ja * dv_pad_, dv_pad_,
                     std::min(jb, j1) - ja);
   }
 
@@ -448,7 +453,7 @@ private:
                        index_t r0, index_t block_rows, tile_state block_state, workspace& ws) const {
     bool any = false;
     for (index_t r = 0; r < MR; ++r) {
-      T* s = ws.scores.data() + r * KT;
+      T* s = ws.scores + r * KT;
       ws.alpha[r] = T(1);
       if (r >= block_rows) { // padding rows contribute nothing
         std::fill(s, s + keys, T(0));
@@ -520,7 +525,7 @@ private:
     if (block_state == tile_state::full && (j0 != t * KT || j_stop != tile_end) && !within_range(nullptr))
       return softmax_weights(b, h, first_row, j0, j_stop, keys, bias, r0, block_rows, block_state, ws);
     for (index_t r = 0; r < MR; ++r) {
-      T* s = ws.scores.data() + r * KT;
+      T* s = ws.scores + r * KT;
       ws.alpha[r] = T(1);
       if (r >= block_rows) {
         std::fill(s, s + keys, T(0));
@@ -528,7 +533,7 @@ private:
       }
       const bool masked = block_state != tile_state::full &&
                           masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j_stop) != tile_state::full;
-      T* hidden = ws.mask_terms.data();
+      T* hidden = ws.mask_terms;
       if (masked) {
         // the row's mask terms (0 or −inf); padding keys past j_stop count as hidden
         std::fill(hidden, hidden + keys, T(0));
@@ -575,7 +580,7 @@ private:
     for (index_t r = 0; r < rows; ++r) {
       const index_t i = i0 + r;
       const auto neighbors = graph.neighbors(i);
-      const T* fq = ws.fq.data() + r * F_;
+      const T* fq = ws.fq + r * F_;
       logits.resize(neighbors.size());
       T m = minus_inf;
       for (std::size_t e = 0; e < neighbors.size(); ++e) {
@@ -592,7 +597,7 @@ private:
         m = std::max(m, logit);
       }
       if (m == minus_inf) continue;
-      T* o = ws.o.data() + r * dv_pad_;
+      T* o = ws.o + r * dv_pad_;
       T sum = 0;
       for (std::size_t e = 0; e < neighbors.size(); ++e) {
         const T p = std::exp(logits[e] - m);
@@ -616,7 +621,7 @@ private:
         continue;
       }
       const T inv = T(1) / sum;
-      const T* acc = ws.o.data() + r * dv_pad_;
+      const T* acc = ws.o + r * dv_pad_;
       for (index_t d = 0; d < s_.v_dim; ++d) o[d] = acc[d] * inv;
       if (!lse.empty()) lse(b, h, i0 + r) = ws.row_max[r] + std::log(sum) + ws.row_term[r];
     }
@@ -629,6 +634,7 @@ private:
   index_t F_ = 0, feature_heads_ = 0, k_pad_ = 0, key_tiles_ = 0, dv_pad_ = 0;
   // the key pass's results, in the calling thread's scratch arena
   T *key_features_ = nullptr, *key_bias_ = nullptr, *key_weight_ = nullptr, *tile_bias_max_ = nullptr, *values_ = nullptr;
+  struct key_rows; // owner of the key pass's per-thread arena
 };
 
 } // namespace ika::detail

@@ -127,19 +127,6 @@ public:
     chunks_ = k_blocks_ == 0 || groups == 0
                   ? 0
                   : std::clamp<index_t>((target_tasks + groups - 1) / groups, 1, std::min(max_chunks, k_blocks_));
-    if constexpr (feature_maps > 0) {
-      // Ω of each map and spectral head transposed to [M][Dw] (factor included, zero-padded)
-      const auto maps = feature_map_list();
-      const index_t M = maps[0]->count, D = maps[0]->dim, Dw = round_up(D, W), heads = maps[0]->heads;
-      for (int t = 0; t < feature_maps; ++t) {
-        omega_t_[t] = aligned_buffer<T>(std::size_t(heads * M * Dw));
-        std::fill(omega_t_[t].data(), omega_t_[t].data() + heads * M * Dw, T(0));
-        for (index_t h = 0; h < heads; ++h)
-          for (index_t d = 0; d < D; ++d)
-            for (index_t m = 0; m < M; ++m)
-              omega_t_[t][std::size_t((h * M + m) * Dw + d)] = maps[t]->data[(h * D + d) * maps[t]->padded + m];
-      }
-    }
   }
 
   void run(const tensor_view<const T>& q, const tensor_view<const T>& k, const tensor_view<const T>& v,
@@ -147,10 +134,17 @@ public:
            const attention_grads<T>& grads, int threads) {
     const index_t B = s_.batch, Hq = s_.q_heads, Hkv = s_.kv_heads, Lq = s_.q_len, Lk = s_.k_len, Hf = feature_heads_;
     const std::size_t q_rows = std::size_t(B * Hq * lq_pad_), k_rows = std::size_t(B * Hf * lk_pad_);
-    const auto parts = scratch_arena::parts<fused_backward_engine, T, 11>(
+    spectral_wanted_ = grads.dspectral[0].data != nullptr;
+    const std::size_t dz_values = spectral_wanted_ ? std::size_t(Z_) : 0, omega_t_size = omega_transposed_size();
+    // every per-call buffer in the calling thread's arena: fresh heap blocks of this size come
+    // back as new pages in some heap states (backward_small/ in bench/results/blocking)
+    const auto parts = scratch_arena::parts<fused_backward_engine, T, 17>(
         {q_rows * std::size_t(F_), q_rows * std::size_t(Fr_), q_rows * std::size_t(s_.v_dim), q_rows * std::size_t(Dvr_),
          q_rows, q_rows, k_rows * std::size_t(F_), k_rows * std::size_t(Fw_), k_rows,
-         std::size_t(B * Hkv * lk_pad_ * s_.v_dim), std::size_t(chunks_) * q_rows * std::size_t(Fw_)});
+         std::size_t(B * Hkv * lk_pad_ * s_.v_dim), std::size_t(chunks_) * q_rows * std::size_t(Fw_),
+         std::size_t(B * Hq * Lq) * dz_values, std::size_t(B * Hq * Lk) * dz_values,
+         std::size_t(Hq * s_.qk_dim) * dz_values, grads.dp ? std::size_t(B * Hkv * Lk) : 0, omega_t_size,
+         feature_maps == 2 ? omega_t_size : 0});
     fq_ = parts[0];
     fqt_ = parts[1];
     do_ = parts[2];
@@ -162,18 +156,23 @@ public:
     key_term_ = parts[8];
     vp_ = parts[9];
     dqp_ = parts[10];
-    spectral_wanted_ = grads.dspectral[0].data != nullptr;
-    if constexpr (spectral_kernel) {
-      if (spectral_wanted_) {
-        dzq_.assign(std::size_t(B * Hq * Lq * Z_), T(0));
-        dzk_.assign(std::size_t(B * Hq * Lk * Z_), T(0));
-        spectral_partials_.assign(std::size_t(Hq * s_.qk_dim * Z_), T(0));
-      }
-    }
-    key_dterm_.assign(grads.dp ? std::size_t(B * Hkv * Lk) : 0, T(0));
+    dzq_ = parts[11];
+    dzk_ = parts[12];
+    spectral_partials_ = parts[13];
+    key_dterm_ = parts[14];
+    omega_t_ = {parts[15], parts[16]};
+    // zeros where no pass writes (rows of heads that share their keys' map, kernels' hooks that add)
+    std::fill(dzq_, dzq_ + B * Hq * Lq * dz_values, T(0));
+    std::fill(dzk_, dzk_ + B * Hq * Lk * dz_values, T(0));
+    std::fill(spectral_partials_, spectral_partials_ + Hq * s_.qk_dim * dz_values, T(0));
+    if (grads.dp) std::fill(key_dterm_, key_dterm_ + B * Hkv * Lk, T(0));
+    if constexpr (feature_maps > 0) transpose_omega();
     if constexpr (magnitude_dropout) {
-      dropout_key_.assign(std::size_t(B * Hkv * Lk), 0.0);
-      dropout_query_.assign(std::size_t(B * Hq * Lq), 0.0);
+      const auto sums = scratch_arena::parts<dropout_sums, double, 2>({std::size_t(B * Hkv * Lk), std::size_t(B * Hq * Lq)});
+      dropout_key_ = sums[0];
+      dropout_query_ = sums[1];
+      std::fill(dropout_key_, dropout_key_ + B * Hkv * Lk, 0.0);
+      std::fill(dropout_query_, dropout_query_ + B * Hq * Lq, 0.0);
     }
     const double work = attention_work<bound_kernel>(s_, F_, B * Hf * Lk, /*pair_passes=*/2.5);
     // tasks: those of the keys pass, the largest phase
@@ -229,7 +228,7 @@ private:
 
   // row_backward for n <= pull_rows rows (features with row stride ldf; dterm may be null: zeros)
   void rows_backward(bool query, index_t h, const T* const* x, index_t n, const T* dfeatures, index_t ldf,
-                     const T* dterm, T* const* dx, T* const* dz, aligned_buffer<T>& scratch) const {
+                     const T* dterm, T* const* dx, T* const* dz, T* scratch) const {
     if constexpr (feature_maps > 0) {
       spectral_rows_backward(h, x, n, dfeatures, ldf, dx, dz, scratch);
     } else {
@@ -250,13 +249,39 @@ private:
     else return 0;
   }
 
+  // values of one map's Ω transposed to [heads][M][Dw]
+  std::size_t omega_transposed_size() const {
+    if constexpr (feature_maps > 0) {
+      const auto& map = *feature_map_list()[0];
+      return std::size_t(map.heads * map.count * round_up(map.dim, W));
+    } else {
+      return 0;
+    }
+  }
+
+  // Ω of each map and spectral head transposed to [M][Dw] (factor included, zero-padded), the
+  // layout of spectral_rows_backward's dx products
+  void transpose_omega() {
+    const auto maps = feature_map_list();
+    const index_t M = maps[0]->count, D = maps[0]->dim, Dw = round_up(D, W), heads = maps[0]->heads;
+    for (int t = 0; t < feature_maps; ++t)
+      for (index_t h = 0; h < heads; ++h) {
+        T* out = omega_t_[std::size_t(t)] + h * M * Dw;
+        for (index_t m = 0; m < M; ++m) std::fill(out + m * Dw + D, out + (m + 1) * Dw, T(0));
+        for (index_t d = 0; d < D; ++d) {
+          const T* points = maps[std::size_t(t)]->data + (h * D + d) * maps[std::size_t(t)]->padded;
+          for (index_t m = 0; m < M; ++m) out[m * Dw + d] = points[m];
+        }
+      }
+  }
+
   // The random-feature kernels' feature_backward for n <= pull_rows rows at once: per map
   // (a = Ωᵀx with the factor folded in, φ = scale·[Σ cos a, Σ sin a]),
   //   dz_m = scale·(cos a_m · dφ_{M+m} − sin a_m · dφ_m),   dx += Ω dz,
   // with the projections as the forward's small GEMM (packed_spectral::project), SIMD sincos and
   // dx as broadcast FMAs over Ωᵀ. The same formulas as the hook, evaluated in a different order.
   void spectral_rows_backward(index_t h, const T* const* x, index_t n, const T* dfeatures, index_t ldf, T* const* dx,
-                              T* const* dz, aligned_buffer<T>& scratch) const {
+                              T* const* dz, T* scratch) const {
     if constexpr (feature_maps > 0) {
       // R × C accumulators for dx, within the register file like the projection's
       constexpr index_t R = packed_spectral<T>::rows, G = packed_spectral<T>::group, C = 2;
@@ -265,7 +290,7 @@ private:
       const index_t M = maps[0]->count, P = maps[0]->padded, D = maps[0]->dim, Dw = round_up(D, W);
       const ika::detail::row_block<T, R> block(x, n);
       const V scale(kernel_.feature_scale);
-      T* dzp = scratch.data(); // [R][P]
+      T* dzp = scratch; // [R][P]
       std::fill(dzp + n * P, dzp + R * P, T(0));
       V z[R * G];
       for (int t = 0; t < feature_maps; ++t) {
@@ -297,7 +322,7 @@ private:
             }
         }
         for (index_t r = 0; r < n; ++r) std::copy(dzp + r * P, dzp + r * P + M, dz[r] + t * M);
-        const T* omega_t = omega_t_[std::size_t(t)].data() + (map.heads == 1 ? 0 : h) * M * Dw;
+        const T* omega_t = omega_t_[std::size_t(t)] + (map.heads == 1 ? 0 : h) * M * Dw;
         for (index_t c0 = 0; c0 < Dw; c0 += C * W) {
           const index_t nc = std::min(C, (Dw - c0) / W);
           V acc[R][C];
@@ -426,7 +451,7 @@ private:
   void prepare_keys(const tensor_view<const T>& k, const tensor_view<const T>& v) {
     const index_t Hf = feature_heads_, Dv = s_.v_dim;
     const index_t feature_tasks = s_.batch * Hf * k_blocks_, value_tasks = s_.batch * s_.kv_heads * k_blocks_;
-    std::vector<T> rows(std::size_t(key_block_size<bound_kernel, T> * F_));
+    T* const rows = scratch_arena::parts<key_rows, T, 1>({std::size_t(key_block_size<bound_kernel, T> * F_)})[0];
 #pragma omp for schedule(dynamic, 1) nowait
     for (index_t task = 0; task < feature_tasks + value_tasks; ++task) {
       const bool features = task < feature_tasks;
@@ -451,7 +476,7 @@ private:
       const index_t b = bh / Hf, hf = bh % Hf;
       const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
       prepare_key_rows(kernel_, norm_, F_, hf, s_.k_len, j0, j1, [&](index_t j) { return k.row(b, hk, j); }, k.cols,
-                       rows.data(),
+                       rows,
                        [&](index_t j, const T* f, double term) {
                          // padding keys: zero features, weight exp(−inf) = 0
                          const index_t key = bh * lk_pad_ + j;
@@ -469,19 +494,21 @@ private:
   }
 
   // -------- the keys pass: one task per (batch, kv head, chunk of key blocks) --------
+  // one thread's buffers of the keys pass, from its scratch arena
   struct workspace {
-    aligned_buffer<T> s, dp, dvt, dfk, dterm, dterm_head, logit, deriv, ones, frows, dz, spectral;
-    workspace(index_t Dvr, index_t Fr, index_t Fw, index_t F, index_t Z, std::size_t spectral_size)
-        : s(std::size_t(QB * KB)), dp(std::size_t(QB * KB)), dvt(std::size_t(Dvr * KB)),
-          dfk(std::size_t(std::max(Fr, Fw) * KB)), dterm(KB), dterm_head(KB), logit(KB), deriv(KB), ones(MR),
-          frows(std::size_t(pull_rows * F)), dz(std::size_t(pull_rows * std::max<index_t>(Z, 1))),
-          spectral(std::max<std::size_t>(spectral_size, 1)) {
-      std::fill(ones.data(), ones.data() + MR, T(1));
-    }
+    T *s, *dp, *dvt, *dfk, *dterm, *dterm_head, *logit, *deriv, *ones, *frows, *dz, *spectral;
   };
+  workspace thread_workspace() const {
+    const auto p = scratch_arena::parts<workspace, T, 12>(
+        {std::size_t(QB * KB), std::size_t(QB * KB), std::size_t(Dvr_ * KB), std::size_t(std::max(Fr_, Fw_) * KB), KB, KB,
+         KB, KB, MR, std::size_t(pull_rows * F_), std::size_t(pull_rows * std::max<index_t>(Z_, 1)),
+         std::max<std::size_t>(spectral_scratch_size(), 1)});
+    std::fill(p[8], p[8] + MR, T(1));
+    return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]};
+  }
 
   void keys_pass(const tensor_view<const T>& k, const attention_grads<T>& grads) {
-    workspace ws(Dvr_, Fr_, Fw_, F_, Z_, spectral_scratch_size());
+    const workspace ws = thread_workspace();
     const index_t tasks = s_.batch * s_.kv_heads * chunks_;
 #pragma omp for schedule(dynamic, 1)
     for (index_t task = 0; task < tasks; ++task) {
@@ -495,20 +522,20 @@ private:
   // dv, dk of keys [j0, j0 + KB) of kv head hk, over every query of every query head of the group;
   // the dq contributions go to the partial of chunk c.
   void key_block(const tensor_view<const T>& k, const attention_grads<T>& grads, index_t b, index_t hk, index_t c,
-                 index_t kb, workspace& ws) {
+                 index_t kb, const workspace& ws) {
     const index_t j0 = kb * KB, j1 = std::min(j0 + KB, s_.k_len), n = j1 - j0, kw = round_up(n, NR);
     const index_t dfk_size = dot_pairwise ? Fr_ * kw : kw * Fw_;
-    std::fill(ws.dvt.data(), ws.dvt.data() + Dvr_ * kw, T(0));
-    std::fill(ws.dterm.data(), ws.dterm.data() + kw, T(0));
+    std::fill(ws.dvt, ws.dvt + Dvr_ * kw, T(0));
+    std::fill(ws.dterm, ws.dterm + kw, T(0));
     for (index_t j = j0; j < j1; ++j) std::fill(grads.dk.row(b, hk, j), grads.dk.row(b, hk, j) + s_.qk_dim, T(0));
-    if (!Kernel::head_dependent) std::fill(ws.dfk.data(), ws.dfk.data() + dfk_size, T(0));
+    if (!Kernel::head_dependent) std::fill(ws.dfk, ws.dfk + dfk_size, T(0));
     for (index_t h = 0; h < s_.q_heads; ++h) {
       if (Heads::kv_head(h, s_.q_heads, s_.kv_heads) != hk) continue;
-      T* dterm = ws.dterm.data();
+      T* dterm = ws.dterm;
       if (Kernel::head_dependent) {
-        std::fill(ws.dfk.data(), ws.dfk.data() + dfk_size, T(0));
-        std::fill(ws.dterm_head.data(), ws.dterm_head.data() + kw, T(0));
-        dterm = ws.dterm_head.data();
+        std::fill(ws.dfk, ws.dfk + dfk_size, T(0));
+        std::fill(ws.dterm_head, ws.dterm_head + kw, T(0));
+        dterm = ws.dterm_head;
       }
       for (index_t qb = 0; qb < q_blocks_; ++qb) {
         const index_t i0 = qb * QB, rows = std::min(QB, s_.q_len - i0);
@@ -516,11 +543,11 @@ private:
         query_block(b, h, hk, c, i0, rows, j0, j1, kw, dterm, ws);
       }
       if (Kernel::head_dependent) {
-        pull_back_keys(k, grads, b, hk, h, j0, n, kw, ws.dterm_head.data(), ws);
+        pull_back_keys(k, grads, b, hk, h, j0, n, kw, ws.dterm_head, ws);
         for (index_t j = 0; j < kw; ++j) ws.dterm[j] += ws.dterm_head[j];
       }
     }
-    if (!Kernel::head_dependent) pull_back_keys(k, grads, b, hk, hk, j0, n, kw, ws.dterm.data(), ws);
+    if (!Kernel::head_dependent) pull_back_keys(k, grads, b, hk, hk, j0, n, kw, ws.dterm, ws);
     for (index_t j = 0; j < n; ++j) {
       // the key term enters ℓ with slope 1: μ(k_j) gets Σ_i dℓ_ij
       magnitude_backward(k.row(b, hk, j0 + j), double(ws.dterm[j]), grads.dk.row(b, hk, j0 + j));
@@ -533,7 +560,7 @@ private:
   // dk += the pull-back of the accumulated feature gradients of keys [j0, j0 + n) through head h's
   // feature map (with their key-term gradients dterm).
   void pull_back_keys(const tensor_view<const T>& k, const attention_grads<T>& grads, index_t b, index_t hk, index_t h,
-                      index_t j0, index_t n, index_t kw, const T* dterm, workspace& ws) {
+                      index_t j0, index_t n, index_t kw, const T* dterm, const workspace& ws) {
     for (index_t jb = 0; jb < n; jb += pull_rows) {
       const index_t rows = std::min(pull_rows, n - jb);
       const T* x[pull_rows];
@@ -544,14 +571,14 @@ private:
         if constexpr (dot_pairwise)
           for (index_t f = 0; f < F_; ++f) ws.frows[std::size_t(r * F_ + f)] = ws.dfk[std::size_t(f * kw + j)];
         else
-          std::copy(ws.dfk.data() + j * Fw_, ws.dfk.data() + j * Fw_ + F_, ws.frows.data() + r * F_);
+          std::copy(ws.dfk + j * Fw_, ws.dfk + j * Fw_ + F_, ws.frows + r * F_);
         x[r] = k.row(b, hk, j0 + j);
         dx[r] = grads.dk.row(b, hk, j0 + j);
-        dz[r] = ws.dz.data() + r * std::max<index_t>(Z_, 1);
+        dz[r] = ws.dz + r * std::max<index_t>(Z_, 1);
         if constexpr (spectral_kernel)
-          if (spectral_wanted_) dz[r] = dzk_.data() + ((b * s_.q_heads + h) * s_.k_len + j0 + j) * Z_;
+          if (spectral_wanted_) dz[r] = dzk_ + ((b * s_.q_heads + h) * s_.k_len + j0 + j) * Z_;
       }
-      rows_backward(false, h, x, rows, ws.frows.data(), F_, dterm + jb, dx, dz, ws.spectral);
+      rows_backward(false, h, x, rows, ws.frows, F_, dterm + jb, dx, dz, ws.spectral);
     }
   }
 
@@ -559,7 +586,7 @@ private:
   // scores S and dP = dO·Vᵀ (the forward's micro-kernel over packed panels), then P, dℓ, dS and
   // dq += dS·Fk; then for the whole block dVᵀ += dOᵀ·P and dFkᵀ += Fqᵀ·dS.
   void query_block(index_t b, index_t h, index_t hk, index_t c, index_t i0, index_t rows, index_t j0, index_t j1,
-                   index_t kw, T* dterm, workspace& ws) const {
+                   index_t kw, T* dterm, const workspace& ws) const {
     const index_t Dv = s_.v_dim, bh = b * s_.q_heads + h, base = bh * lq_pad_ + i0;
     const index_t fh = b * feature_heads_ + feature_head(h, hk);
     const T* fq = fq_ + base * F_;
@@ -572,8 +599,8 @@ private:
     const index_t padded_rows = round_up(rows, MR);
     for (index_t r0 = 0; r0 < padded_rows; r0 += MR) {
       const index_t block_rows = std::min(MR, rows - r0);
-      T* s = ws.s.data() + r0 * kw;
-      T* dp = ws.dp.data() + r0 * kw;
+      T* s = ws.s + r0 * kw;
+      T* dp = ws.dp + r0 * kw;
       const tile_state state = masks_.tile(b, h, i0 + r0, i0 + r0 + block_rows, j0, j1);
       // keys past the last one any row of the block can see are not computed (causal diagonal)
       const index_t visible_end =
@@ -589,18 +616,18 @@ private:
       weights(b, h, i0 + r0, j0, j1, keys, kw, block_rows, state, s, dp, key_term, shift_ + base + r0,
               row_dot_ + base + r0, dterm, ws);
       if constexpr (dot_pairwise) {
-        accumulate_pv(dq + r0 * Fw_, Fw_, ws.ones.data(), dp, kw, fk_rows, Fw_, keys);
+        accumulate_pv(dq + r0 * Fw_, Fw_, ws.ones, dp, kw, fk_rows, Fw_, keys);
       } else {
-        l1_pull_back(fq + r0 * F_, dp, kw, block_rows, keys, fk_rows, dq + r0 * Fw_, ws.dfk.data());
+        l1_pull_back(fq + r0 * F_, dp, kw, block_rows, keys, fk_rows, dq + r0 * Fw_, ws.dfk);
       }
     }
     const T* dot = dot_ + base * Dvr_;
     for (index_t d0 = 0; d0 < Dvr_; d0 += MR)
-      accumulate_pv(ws.dvt.data() + d0 * kw, kw, ws.ones.data(), dot + d0 * QB, QB, ws.s.data(), kw, padded_rows);
+      accumulate_pv(ws.dvt + d0 * kw, kw, ws.ones, dot + d0 * QB, QB, ws.s, kw, padded_rows);
     if constexpr (dot_pairwise) {
       const T* fqt = fqt_ + base * Fr_;
       for (index_t f0 = 0; f0 < Fr_; f0 += MR)
-        accumulate_pv(ws.dfk.data() + f0 * kw, kw, ws.ones.data(), fqt + f0 * QB, QB, ws.dp.data(), kw, padded_rows);
+        accumulate_pv(ws.dfk + f0 * kw, kw, ws.ones, fqt + f0 * QB, QB, ws.dp, kw, padded_rows);
     }
   }
 
@@ -608,7 +635,7 @@ private:
   // (dℓ_ij = P_ij (dP_ij − D_i)), Σ_i dℓ_ij goes to dterm. Columns from `keys` to kw are zeroed.
   void weights(index_t b, index_t h, index_t first_row, index_t j0, index_t j1, index_t keys, index_t kw,
                index_t block_rows, tile_state state, T* s_block, T* dp_block, const T* key_term, const T* shift,
-               const T* row_dot, T* dterm, workspace& ws) const {
+               const T* row_dot, T* dterm, const workspace& ws) const {
     for (index_t r = 0; r < MR; ++r) {
       T* s = s_block + r * kw;
       T* dp = dp_block + r * kw;
@@ -620,7 +647,7 @@ private:
       }
       const index_t i = first_row + r;
       const bool masked = state != tile_state::full && masks_.tile(b, h, i, i + 1, j0, j1) != tile_state::full;
-      T* logit = ws.logit.data();
+      T* logit = ws.logit;
       if (masked) {
         for (index_t j = 0; j < keys; j += W)
           (kernel_.log_kernel(V::load_aligned(s + j)) + simd::load(key_term + j)).store_aligned(logit + j);
@@ -637,7 +664,7 @@ private:
         (V::load_aligned(dterm + j) + dl).store_aligned(dterm + j);
         V ds = dl;
         if constexpr (!identity_log_kernel)
-          ds = xsimd::select(dl == V(T(0)), V(T(0)), dl * V::load_aligned(ws.deriv.data() + j));
+          ds = xsimd::select(dl == V(T(0)), V(T(0)), dl * V::load_aligned(ws.deriv + j));
         p.store_aligned(s + j);
         ds.store_aligned(dp + j);
       }
@@ -669,8 +696,10 @@ private:
   // -------- dq: the chunks' partials summed in chunk order, pulled back through the query map --------
   void queries_pass(const tensor_view<const T>& q, const attention_grads<T>& grads) {
     const index_t Hq = s_.q_heads, blocks = (s_.q_len + pull_rows - 1) / pull_rows, Z = std::max<index_t>(Z_, 1);
-    aligned_buffer<T> dfq(std::size_t(pull_rows * F_)), dz_scratch(std::size_t(pull_rows * Z)),
-        scratch(std::max<std::size_t>(spectral_scratch_size(), 1));
+    // one thread's buffers, from its scratch arena
+    const auto buffers = scratch_arena::parts<query_pull_buffers, T, 3>(
+        {std::size_t(pull_rows * F_), std::size_t(pull_rows * Z), std::max<std::size_t>(spectral_scratch_size(), 1)});
+    T *const dfq = buffers[0], *const dz_scratch = buffers[1], *const scratch = buffers[2];
 #pragma omp for schedule(static)
     for (index_t task = 0; task < s_.batch * Hq * blocks; ++task) {
       const index_t bh = task / blocks, i0 = task % blocks * pull_rows, b = bh / Hq, h = bh % Hq;
@@ -678,10 +707,10 @@ private:
       const T* x[pull_rows];
       T* dx[pull_rows];
       T* dz[pull_rows];
-      std::fill(dfq.data(), dfq.data() + pull_rows * F_, T(0));
+      std::fill(dfq, dfq + pull_rows * F_, T(0));
       for (index_t r = 0; r < rows; ++r) {
         const index_t i = i0 + r;
-        T* g = dfq.data() + r * F_;
+        T* g = dfq + r * F_;
         for (index_t c = 0; c < chunks_; ++c) {
           const T* part = dqp_ + ((c * s_.batch * Hq + bh) * lq_pad_ + i) * Fw_;
           for (index_t f = 0; f < F_; ++f) g[f] += part[f];
@@ -689,12 +718,12 @@ private:
         x[r] = q.row(b, h, i);
         dx[r] = grads.dq.row(b, h, i);
         std::fill(dx[r], dx[r] + s_.qk_dim, T(0));
-        dz[r] = dz_scratch.data() + r * Z;
+        dz[r] = dz_scratch + r * Z;
         if constexpr (spectral_kernel)
-          if (spectral_wanted_) dz[r] = dzq_.data() + (bh * s_.q_len + i) * Z_;
+          if (spectral_wanted_) dz[r] = dzq_ + (bh * s_.q_len + i) * Z_;
       }
       // Σ_j dℓ_ij = 0: the query's own term gets no gradient
-      rows_backward(true, h, x, rows, dfq.data(), F_, nullptr, dx, dz, scratch);
+      rows_backward(true, h, x, rows, dfq, F_, nullptr, dx, dz, scratch);
     }
   }
 
@@ -762,7 +791,7 @@ private:
 #pragma omp for schedule(dynamic, 1)
       for (index_t task = 0; task < s_.batch * s_.kv_heads; ++task) {
         const index_t b = task / s_.kv_heads, hk = task % s_.kv_heads;
-        double* key_sum = dropout_key_.data() + task * s_.k_len;
+        double* key_sum = dropout_key_ + task * s_.k_len;
         for (index_t h = hk * group; h < (hk + 1) * group; ++h)
           for (index_t i = 0; i < s_.q_len; ++i) {
             double query_sum = 0;
@@ -812,7 +841,7 @@ private:
 #pragma omp for schedule(dynamic, 1)
       for (index_t h = 0; h < s_.q_heads; ++h) {
         const index_t hk = Heads::kv_head(h, s_.q_heads, s_.kv_heads);
-        Eigen::Map<matrix> G(spectral_partials_.data() + h * D * Z_, D, Z_);
+        Eigen::Map<matrix> G(spectral_partials_ + h * D * Z_, D, Z_);
         for (index_t d0 = 0; d0 < D; d0 += eigen_block) {
           const index_t nd = std::min<index_t>(eigen_block, D - d0);
           auto g = G.middleRows(d0, nd);
@@ -820,12 +849,12 @@ private:
             for (index_t i0 = 0; i0 < s_.q_len; i0 += eigen_block) {
               const index_t m = std::min<index_t>(eigen_block, s_.q_len - i0);
               g.noalias() += view_rows(q, b, h, i0, m).middleCols(d0, nd).transpose() *
-                             dz_rows(dzq_.data() + ((b * s_.q_heads + h) * s_.q_len + i0) * Z_, m, Z_);
+                             dz_rows(dzq_ + ((b * s_.q_heads + h) * s_.q_len + i0) * Z_, m, Z_);
             }
             for (index_t j0 = 0; j0 < s_.k_len; j0 += eigen_block) {
               const index_t n = std::min<index_t>(eigen_block, s_.k_len - j0);
               g.noalias() += view_rows(k, b, hk, j0, n).middleCols(d0, nd).transpose() *
-                             dz_rows(dzk_.data() + ((b * s_.q_heads + h) * s_.k_len + j0) * Z_, n, Z_);
+                             dz_rows(dzk_ + ((b * s_.q_heads + h) * s_.k_len + j0) * Z_, n, Z_);
             }
           }
         }
@@ -842,7 +871,7 @@ private:
             for (index_t m = 0; m < o.count; ++m) o(h, d, m) = T(0);
       }
       for (index_t h = 0; h < s_.q_heads; ++h)
-        kernel_.add_spectral_gradient(kernel_.spectral_heads() == 1 ? 0 : h, spectral_partials_.data() + h * s_.qk_dim * Z_,
+        kernel_.add_spectral_gradient(kernel_.spectral_heads() == 1 ? 0 : h, spectral_partials_ + h * s_.qk_dim * Z_,
                                       Z_, out);
     }
   }
@@ -858,9 +887,13 @@ private:
   // per-call data in the calling thread's scratch arena (see prepare_queries / prepare_keys)
   T *fq_ = nullptr, *fqt_ = nullptr, *do_ = nullptr, *dot_ = nullptr, *shift_ = nullptr, *row_dot_ = nullptr;
   T *fkp_ = nullptr, *fkr_ = nullptr, *key_term_ = nullptr, *vp_ = nullptr, *dqp_ = nullptr;
-  std::vector<T> dzq_, dzk_, key_dterm_, spectral_partials_;
-  std::vector<double> dropout_key_, dropout_query_; // the dropout pass's sums per key and per query
-  std::array<aligned_buffer<T>, 2> omega_t_; // the random-feature maps' Ω transposed (spectral_rows_backward)
+  T *dzq_ = nullptr, *dzk_ = nullptr, *spectral_partials_ = nullptr, *key_dterm_ = nullptr;
+  std::array<T*, 2> omega_t_{}; // the random-feature maps' Ω transposed (spectral_rows_backward)
+  double *dropout_key_ = nullptr, *dropout_query_ = nullptr; // the dropout pass's sums per key and per query
+  // owners of the per-thread arenas
+  struct query_pull_buffers;
+  struct dropout_sums;
+  struct key_rows;
 };
 
 template <class T, class Kernel, class Norm, class... Masks>

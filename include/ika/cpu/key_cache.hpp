@@ -103,14 +103,15 @@ public:
     const index_t tasks = batch_ * feature_heads_;
     const double work = double(tasks) * double(n) * detail::feature_row_work<bound_type>(features_, dim_);
     detail::run_in_team(detail::thread_team(threads, work, tasks), [&] {
-      detail::aligned_buffer<T> scratch(std::size_t(detail::key_block_size<bound_type, T> * features_));
+      T* const scratch = detail::scratch_arena::parts<key_cache, T, 1>(
+          {std::size_t(detail::key_block_size<bound_type, T> * features_)})[0];
 #pragma omp for schedule(static)
       for (index_t task = 0; task < tasks; ++task) {
         const index_t b = task / feature_heads_, hf = task % feature_heads_;
         const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, q_heads_, kv_heads_) : hf;
         const index_t base = task * capacity_ + size_;
         detail::prepare_key_rows(kernel, norm, features_, hf, n, 0, n, [&](index_t j) { return keys.row(b, hk, j); },
-                                 keys.cols, scratch.data(), [&](index_t j, const T* features, double term) {
+                                 keys.cols, scratch, [&](index_t j, const T* features, double term) {
                                    if (features == nullptr) return; // padding keys: none, j < n = k_len
                                    T* row = features_data_.data() + (base + j) * f_pad_;
                                    std::copy(features, features + features_, row); // padding stays zero

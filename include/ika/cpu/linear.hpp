@@ -117,14 +117,28 @@ public:
   }
 
 private:
-  // per thread, grown on first use and reused by its tasks
+  static constexpr index_t key_block = 64; // keys mapped at a time before they join the state
+
+  // One thread's buffers, reused by its tasks. Those of fixed size come from the thread's scratch
+  // arena, 64-byte aligned: on the heap (16-byte aligned) the same calls ran 1.1-1.4x slower in
+  // some heap states than in others (bench/results/blocking/arenas/). The causal form's tail keys
+  // (at most all the keys) grow on use.
   struct task_buffers {
-    std::vector<T> state, key_phi, tail_phi, query_phi, psi, values, acc;
-    std::vector<double> key_terms, tail_terms, tail_max, query_terms;
-    explicit task_buffers(const linear_engine& e)
-        : state(std::size_t(e.P_ * e.Dw_)), psi(std::size_t(block_rows * e.P_)), values(std::size_t(block_rows * e.Dw_)),
-          acc(std::size_t(block_rows * e.Dw_)) {}
+    T *state, *psi, *values, *acc, *key_phi, *query_phi;
+    double *key_terms, *query_terms;
+    std::size_t state_size;
+    std::vector<T> tail_phi;
+    std::vector<double> tail_terms, tail_max;
+    explicit task_buffers(const linear_engine& e) : state_size(std::size_t(e.P_ * e.Dw_)) {
+      const auto p = scratch_arena::parts<task_buffers, T, 6>(
+          {state_size, std::size_t(block_rows * e.P_), std::size_t(block_rows * e.Dw_), std::size_t(block_rows * e.Dw_),
+           std::size_t(key_block * e.F_), std::size_t(e.o_.chunk * e.F_)});
+      const auto terms = scratch_arena::parts<task_terms, double, 2>({std::size_t(key_block), std::size_t(e.o_.chunk)});
+      state = p[0], psi = p[1], values = p[2], acc = p[3], key_phi = p[4], query_phi = p[5];
+      key_terms = terms[0], query_terms = terms[1];
+    }
   };
+  struct task_terms; // owner of the terms' arena
 
   // visible keys of query i of batch row b: j < end
   index_t key_end(index_t b, index_t h, index_t i) const {
@@ -153,7 +167,7 @@ private:
   // n): the raw form's ψ = φ are the rows themselves when the block is whole
   const T* psi_rows(const T* phi, index_t n, task_buffers& buf) const {
     if (o_.features == linear_features::raw && n == block_rows) return phi;
-    T* psi = buf.psi.data();
+    T* psi = buf.psi;
     for (index_t r = 0; r < block_rows; ++r) {
       if (r < n) expand(phi + r * F_, psi + r * P_);
       else std::fill(psi + r * P_, psi + (r + 1) * P_, T(0));
@@ -190,11 +204,10 @@ private:
     const auto key_row = [&](index_t j) { return k.row(b, hk, j); };
     const auto query_row = [&](index_t i) { return q.row(b, h, i); };
     const auto value_row = [&](index_t j) { return v.row(b, hk, j); };
-    std::fill(buf.state.begin(), buf.state.end(), T(0));
+    std::fill(buf.state, buf.state + buf.state_size, T(0));
     constexpr double none = -std::numeric_limits<double>::infinity();
     double state_max = none; // the state's weights are e^{c_j − state_max}
     index_t state_end = 0;   // the state holds keys [0, state_end)
-    constexpr index_t key_block = 64;
 
     index_t tail_end = 0; // the previous chunk's tail keys [state_end, tail_end) are in buf.tail_*
     // keys [j0, j1) with features phi and terms join the state; the state is rescaled when they
@@ -204,7 +217,7 @@ private:
       if (block_max > state_max) {
         if (state_max != none) {
           const T rescale = T(std::exp(state_max - block_max));
-          for (T& x : buf.state) x *= rescale;
+          for (std::size_t e = 0; e < buf.state_size; ++e) buf.state[e] *= rescale;
         }
         state_max = block_max;
       }
@@ -221,12 +234,10 @@ private:
       if (reused_end > state_end) join_state(state_end, reused_end, buf.tail_phi.data(), buf.tail_terms.data());
       for (index_t j0 = std::max(state_end, reused_end); j0 < shared_end; j0 += key_block) {
         const index_t j1 = std::min(j0 + key_block, shared_end);
-        buf.key_phi.resize(std::size_t(key_block * F_));
-        buf.key_terms.resize(std::size_t(key_block));
         // the block's first value rows load while its keys are mapped (add_to_state prefetches the rest)
         prefetch_rows(value_row, j0, std::min(j0 + block_rows, j1), Dv);
-        featurise(h, j0, j1, key_row, false, buf.key_phi.data(), buf.key_terms.data());
-        join_state(j0, j1, buf.key_phi.data(), buf.key_terms.data());
+        featurise(h, j0, j1, key_row, false, buf.key_phi, buf.key_terms);
+        join_state(j0, j1, buf.key_phi, buf.key_terms);
       }
       state_end = shared_end;
 
@@ -243,16 +254,14 @@ private:
         buf.tail_max[std::size_t(t)] = std::max(t > 0 ? buf.tail_max[std::size_t(t - 1)] : state_max, buf.tail_terms[std::size_t(t)]);
 
       // 3. the chunk's queries, block_rows at a time against the state, then their tail keys
-      buf.query_phi.resize(std::size_t((i1 - i0) * F_));
-      buf.query_terms.resize(std::size_t(i1 - i0));
-      featurise(h, i0, i1, query_row, true, buf.query_phi.data(), buf.query_terms.data());
+      featurise(h, i0, i1, query_row, true, buf.query_phi, buf.query_terms);
       for (index_t r0 = i0; r0 < i1; r0 += block_rows) {
         const index_t n = std::min(block_rows, i1 - r0);
-        read_state(buf.query_phi.data() + (r0 - i0) * F_, n, state_max != none, buf);
+        read_state(buf.query_phi + (r0 - i0) * F_, n, state_max != none, buf);
         for (index_t r = 0; r < n; ++r) {
           const index_t i = r0 + r;
-          T* acc = buf.acc.data() + r * Dw_;
-          const T* fq = buf.query_phi.data() + (i - i0) * F_;
+          T* acc = buf.acc + r * Dw_;
+          const T* fq = buf.query_phi + (i - i0) * F_;
           const index_t end = key_end(b, h, i);
           const double shift = end > shared_end ? buf.tail_max[std::size_t(end - shared_end - 1)] : state_max;
           if (state_max != none && shift > state_max) {
@@ -283,8 +292,8 @@ private:
   void add_to_state(index_t j0, index_t j1, const T* phi, const double* terms, double shift, ValueOf value_of,
                     task_buffers& buf) const {
     const index_t Dv = s_.v_dim;
-    T* S = buf.state.data();
-    T* values = buf.values.data();
+    T* S = buf.state;
+    T* values = buf.values;
     for (index_t jb = j0; jb < j1; jb += block_rows) {
       const index_t n = std::min(block_rows, j1 - jb);
       // the next block's value rows load while this one streams through S
@@ -309,12 +318,12 @@ private:
   // state holds no key
   void read_state(const T* phi, index_t n, bool state_filled, task_buffers& buf) const {
     if (!state_filled) {
-      std::fill(buf.acc.begin(), buf.acc.end(), T(0));
+      std::fill(buf.acc, buf.acc + block_rows * Dw_, T(0));
       return;
     }
     const T* psi = psi_rows(phi, n, buf);
     for_column_groups(
-        [&](auto group, index_t d0) { read_block_of_state<decltype(group)::value>(buf.state.data(), psi, buf.acc.data(), d0); });
+        [&](auto group, index_t d0) { read_block_of_state<decltype(group)::value>(buf.state, psi, buf.acc, d0); });
   }
 
   // The state's columns [0, Dw) in groups of G vectors: G = group_vectors while they last, then 1.
