@@ -494,7 +494,7 @@ private:
   }
 
   // -------- the keys pass: one task per (batch, kv head, chunk of key blocks) --------
-  // one thread's buffers of the keys pass, from its scratch arena
+  // one thread's buffers of the keys pass (the queries pass reuses frows, dz, spectral), from its scratch arena
   struct workspace {
     T *s, *dp, *dvt, *dfk, *dterm, *dterm_head, *logit, *deriv, *ones, *frows, *dz, *spectral;
   };
@@ -696,10 +696,9 @@ private:
   // -------- dq: the chunks' partials summed in chunk order, pulled back through the query map --------
   void queries_pass(const tensor_view<const T>& q, const attention_grads<T>& grads) {
     const index_t Hq = s_.q_heads, blocks = (s_.q_len + pull_rows - 1) / pull_rows, Z = std::max<index_t>(Z_, 1);
-    // one thread's buffers, from its scratch arena
-    const auto buffers = scratch_arena::parts<query_pull_buffers, T, 3>(
-        {std::size_t(pull_rows * F_), std::size_t(pull_rows * Z), std::max<std::size_t>(spectral_scratch_size(), 1)});
-    T *const dfq = buffers[0], *const dz_scratch = buffers[1], *const scratch = buffers[2];
+    // the keys pass's pull-back buffers of this thread (that pass has ended: the loop's barrier)
+    const workspace ws = thread_workspace();
+    T *const dfq = ws.frows, *const dz_scratch = ws.dz, *const scratch = ws.spectral;
 #pragma omp for schedule(static)
     for (index_t task = 0; task < s_.batch * Hq * blocks; ++task) {
       const index_t bh = task / blocks, i0 = task % blocks * pull_rows, b = bh / Hq, h = bh % Hq;
@@ -891,7 +890,6 @@ private:
   std::array<T*, 2> omega_t_{}; // the random-feature maps' Ω transposed (spectral_rows_backward)
   double *dropout_key_ = nullptr, *dropout_query_ = nullptr; // the dropout pass's sums per key and per query
   // owners of the per-thread arenas
-  struct query_pull_buffers;
   struct dropout_sums;
   struct key_rows;
 };
