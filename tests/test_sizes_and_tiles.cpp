@@ -70,3 +70,42 @@ TEST_CASE_TEMPLATE("pack_panel transposes a panel's rows", T, float, double) {
     CHECK(panel.back() == T(-1));
   }
 }
+
+// When a head's packed key features and values outgrow half of L2 and there are enough tiles for
+// the team, the engine takes wide query tiles (engine_blocking::wide_query_tile rows). Lk comes from
+// this machine's L2 so that the IKA kernel's 2M = 128 features and 64 values per key outgrow it, and
+// Lq spans two wide tiles and a partial one; the precondition checks that the shape does take them.
+// The tile depends on the team, so results must not depend on the tile: four threads, too many for
+// these tiles, take narrow ones and must give the same bits.
+TEST_CASE_TEMPLATE("fused == reference with wide query tiles; the same bits as narrow tiles", T, float, double) {
+  using blocking = ika::detail::engine_blocking<T>;
+  const index_t B = 1, H = 4, D = 64, F = 128;
+  const index_t Lk = index_t(ika::detail::l2_cache_bytes() / 2 / ((F + D) * sizeof(T))) + 37;
+  const index_t Lq = 2 * blocking::wide_query_tile + 7;
+  const auto head_bytes = std::size_t(ika::detail::round_up(Lk, blocking::NR) * (F + D)) * sizeof(T);
+  const index_t wide_tiles = B * H * ((Lq + blocking::wide_query_tile - 1) / blocking::wide_query_tile);
+  REQUIRE(blocking::query_rows(head_bytes, wide_tiles, 2) == blocking::wide_query_tile);
+  // the same head with too few tiles for the team, and a head that fits, keep the narrow tile
+  REQUIRE(blocking::query_rows(head_bytes, wide_tiles, 4) == blocking::query_tile);
+  CHECK(blocking::query_rows(head_bytes, 2 * blocking::wide_tiles_per_thread - 1, 2) == blocking::query_tile);
+  CHECK(blocking::query_rows(ika::detail::l2_cache_bytes() / 2, wide_tiles, 2) == blocking::query_tile);
+
+  const qkv_problem<T> p(layout::bhld, B, H, H, Lq, Lk, D, D, 11, 0.6);
+  const auto ika_expr = ika::log_kernel(ika::yaglom_rff<double>::from_seed(5, H, D, F / 2)) + ika::magnitude(ika::lp{3.0});
+  const auto check = [&](const char* name, const auto& expr) {
+    INFO(name << " Lq=" << Lq << " Lk=" << Lk);
+    result<T> one(B, H, Lq, D), two(B, H, Lq, D), narrow(B, H, Lq, D), ref(B, H, Lq, D);
+    ika::attention(p.q, p.k, p.v, one.o(), expr, {.lse = one.l(), .threads = 1});
+    ika::attention(p.q, p.k, p.v, two.o(), expr, {.lse = two.l(), .threads = 2});
+    ika::attention(p.q, p.k, p.v, narrow.o(), expr, {.lse = narrow.l(), .threads = 4});
+    ika::reference::attention(p.q, p.k, p.v, ref.o(), expr, {.lse = ref.l()});
+    CHECK(relative_error(one.out, ref.out) <= tolerance<T>());
+    CHECK(relative_error(one.lse, ref.lse) <= tolerance<T>());
+    CHECK(one.out == two.out);
+    CHECK(one.lse == two.lse);
+    CHECK(one.out == narrow.out);
+    CHECK(one.lse == narrow.lse);
+  };
+  check("ika yaglom p=3", ika_expr);
+  check("ika yaglom p=3 causal_lower_right", ika_expr + ika::mask(ika::causal_lower_right{}));
+}

@@ -26,6 +26,7 @@
 #include "ika/core/aligned_buffer.hpp"
 #include "ika/core/attention_args.hpp"
 #include "ika/core/logit_expression.hpp"
+#include "ika/cpu/cache_size.hpp"
 #include "ika/cpu/thread_team.hpp"
 #include "ika/heads/heads.hpp"
 #include "ika/kernels/kernel_traits.hpp"
@@ -39,9 +40,21 @@ struct engine_blocking {
   static constexpr index_t W = index_t(simd::width<T>);
   static constexpr index_t NR = 2 * W;                                  // keys per panel
   static constexpr index_t MR = simd::vector_registers >= 32 ? 12 : 6; // query rows per micro-tile
-  static constexpr index_t query_tile = 4 * MR;
+  // query rows per tile: each tile streams its head's packed keys and values through L2 once, so
+  // when they outgrow half of L2 a tile takes 4× as many rows, making that stream 4× rarer
+  // (bench/results/pytorch/intel_paired/)
+  static constexpr index_t query_tile = 4 * MR, wide_query_tile = 16 * MR;
+  // fewest wide tiles per thread of the call's team; below it the narrow tiles balance better
+  static constexpr index_t wide_tiles_per_thread = 4;
   static constexpr index_t key_tile = 512; // a multiple of NR for every T and ISA (bench/results/blocking/)
   static_assert(key_tile % NR == 0);
+
+  // The query tile of a call whose heads each pack `head_bytes` of key features and values, with
+  // `wide_tiles` tiles in all at the wide size, for a team of `team` threads.
+  static index_t query_rows(std::size_t head_bytes, index_t wide_tiles, int team) {
+    return head_bytes > l2_cache_bytes() / 2 && wide_tiles >= wide_tiles_per_thread * team ? wide_query_tile
+                                                                                            : query_tile;
+  }
 };
 
 template <class BoundMask>
@@ -228,7 +241,7 @@ template <class T, class Heads, class Kernel, class Norm, class... Masks>
 class fused_engine {
   using blocking = engine_blocking<T>;
   static constexpr index_t W = blocking::W, NR = blocking::NR, MR = blocking::MR;
-  static constexpr index_t QT = blocking::query_tile, KT = blocking::key_tile;
+  static constexpr index_t KT = blocking::key_tile;
   using bound_kernel = decltype(std::declval<const Kernel&>().template bind<T>(index_t{}, index_t{}));
   using bound_norm = decltype(std::declval<const Norm&>().template bind<T>(index_t{}));
   using masks_type = mask_set<decltype(std::declval<const Masks&>().bind(std::declval<const attention_shape&>()))...>;
@@ -269,9 +282,12 @@ public:
     tile_bias_max_ = parts[3];
     values_ = parts[4];
     const double work = attention_work<bound_kernel>(s_, F_, s_.batch * feature_heads_ * s_.k_len);
-    const index_t query_tasks = s_.batch * s_.q_heads * ((s_.q_len + QT - 1) / QT);
+    const auto query_tasks = [&](index_t tile) { return s_.batch * s_.q_heads * ((s_.q_len + tile - 1) / tile); };
+    const int team = thread_team(threads, work, query_tasks(blocking::query_tile));
+    query_tile_ = blocking::query_rows(std::size_t(k_pad_ * (F_ + dv_pad_)) * sizeof(T),
+                                       query_tasks(blocking::wide_query_tile), team);
     // one team for both phases: the key pass ends in the worksharing loop's barrier
-    run_in_team(thread_team(threads, work, query_tasks), [&] {
+    run_in_team(team, [&] {
       prepare_keys(k, v);
       attend(q, out, lse);
     });
@@ -341,13 +357,14 @@ private:
     T *fq, *scores, *o, *alpha, *mask_terms, *row_max, *row_sum, *row_term;
   };
   workspace thread_workspace() const {
-    const auto p = scratch_arena::parts<workspace, T, 8>({std::size_t(QT * F_), std::size_t(MR * KT),
-                                                          std::size_t(QT * dv_pad_), MR, KT, QT, QT, QT});
+    const std::size_t QT(query_tile_);
+    const auto p = scratch_arena::parts<workspace, T, 8>({QT * std::size_t(F_), std::size_t(MR * KT),
+                                                          QT * std::size_t(dv_pad_), MR, KT, QT, QT, QT});
     return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};
   }
 
   void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse) {
-    const index_t q_tiles = (s_.q_len + QT - 1) / QT;
+    const index_t q_tiles = (s_.q_len + query_tile_ - 1) / query_tile_;
     const index_t tasks = s_.batch * s_.q_heads * q_tiles;
     {
       workspace ws = thread_workspace();
@@ -356,14 +373,14 @@ private:
         // last query tiles first: under a causal mask they see the most keys, and the light
         // tiles then fill the end of the schedule
         const index_t qt = q_tiles - 1 - task % q_tiles, bh = task / q_tiles;
-        query_tile(q, out, lse, bh / s_.q_heads, bh % s_.q_heads, qt * QT, ws);
+        query_tile(q, out, lse, bh / s_.q_heads, bh % s_.q_heads, qt * query_tile_, ws);
       }
     }
   }
 
   void query_tile(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse, index_t b,
                   index_t h, index_t i0, workspace& ws) const {
-    const index_t rows = std::min(QT, s_.q_len - i0);
+    const index_t rows = std::min(query_tile_, s_.q_len - i0);
     const index_t hk = Heads::kv_head(h, s_.q_heads, s_.kv_heads);
     const index_t hf = Kernel::head_dependent ? h : hk;
     const index_t fh = b * feature_heads_ + hf;
@@ -632,6 +649,7 @@ private:
   bound_norm norm_;
   masks_type masks_;
   index_t F_ = 0, feature_heads_ = 0, k_pad_ = 0, key_tiles_ = 0, dv_pad_ = 0;
+  index_t query_tile_ = blocking::query_tile; // the call's, chosen in run()
   // the key pass's results, in the calling thread's scratch arena
   T *key_features_ = nullptr, *key_bias_ = nullptr, *key_weight_ = nullptr, *tile_bias_max_ = nullptr, *values_ = nullptr;
   struct key_rows; // owner of the key pass's per-thread arena
