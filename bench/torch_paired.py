@@ -39,13 +39,13 @@ import argparse
 import ctypes
 import datetime
 import json
-import platform
 import statistics
 import sys
 import time
 
-B, H, D = 1, 8, 64
-TOLERANCE = 1e-3
+# the shape of bench_attention, the check's tolerance and the machine's CPU model, as torch_compare.py
+# has them (it imports torch only in its main())
+from torch_compare import B, CHECK_TOLERANCE as TOLERANCE, D, H, cpu_model
 
 
 def parse_args():
@@ -70,15 +70,10 @@ def quantile(values, q):
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+def ratio_summary(numerators, denominators):
+    """Median and quartiles over iterations of numerator time / denominator time."""
+    r = [a / b for a, b in zip(numerators, denominators)]
+    return {"median": statistics.median(r), "q25": quantile(r, 0.25), "q75": quantile(r, 0.75)}
 
 
 def main():
@@ -158,13 +153,10 @@ def main():
                            "median_ms": {n: statistics.median(t) for n, t in times.items()}, "torch_over": {}, "over_first": {}}
                     first = builds[0][0]
                     for name, _, _, _ in builds:
-                        r = [a / b for a, b in zip(times["torch"], times[name])]
-                        row["torch_over"][name] = {"median": statistics.median(r), "q25": quantile(r, 0.25),
-                                                   "q75": quantile(r, 0.75), "ika_faster": sum(x > 1 for x in r) / len(r)}
+                        row["torch_over"][name] = ratio_summary(times["torch"], times[name])
+                        row["torch_over"][name]["ika_faster"] = sum(a > b for a, b in zip(times["torch"], times[name])) / i
                         if name != first:
-                            r = [a / b for a, b in zip(times[first], times[name])]
-                            row["over_first"][name] = {"median": statistics.median(r), "q25": quantile(r, 0.25),
-                                                       "q75": quantile(r, 0.75)}
+                            row["over_first"][name] = ratio_summary(times[first], times[name])
                     results.append(row)
                     line = ", ".join(f"{n} {m:.2f} ms" for n, m in row["median_ms"].items())
                     ratios = ", ".join(f"torch/{n} {s['median']:.3f} [{s['q25']:.3f}, {s['q75']:.3f}] faster in {s['ika_faster']:.0%}"

@@ -17,8 +17,9 @@
 namespace {
 thread_local std::string last_error;
 
-// softmax(QKᵀ/√D)·V as ika writes it (bench/common.hpp: bench::softmax_logit): the RBF log-kernel
-// plus the L² magnitude differ from q·k/√D only by a term constant along each row.
+// softmax(QKᵀ/√D)·V as ika writes it, bench::softmax_logit's expression: the RBF log-kernel plus
+// the L² magnitude differ from q·k/√D only by a term constant along each row. Written out because
+// bench/common.hpp replaces the global operator new, which a library loaded into Python must not.
 auto softmax_logit() { return ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}); }
 } // namespace
 
