@@ -137,11 +137,54 @@ void pack_panel(const T* rows, index_t row_stride, index_t features, T* panel) {
   transpose_rows<engine_blocking<T>::NR>(rows, row_stride, features, panel);
 }
 
-// S[MR][NR·panels] = pairwise(F_q rows, key panels). F_q rows have `features` entries, row stride
-// `fq_stride`; a panel is [features][NR].
-template <class T, pairwise_op Op>
+// Where tile_product puts each MR × NR block of pairwise values S while it is still in registers.
+// A policy with one hook, store(col, acc): acc[i][0..1] are rows i of columns [col, col + NR).
+
+// S as it is, rows of stride `stride`.
+template <class T>
+struct raw_scores {
+  T* s;
+  index_t stride;
+  template <class V, index_t MR>
+  IKA_ALWAYS_INLINE void store(index_t col, const V (&acc)[MR][2]) const {
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      acc[i][0].store_aligned(s + i * stride + col);
+      acc[i][1].store_aligned(s + i * stride + col + index_t(V::size));
+    }
+  }
+};
+
+// The softmax epilogue's first pass folded into the stores: logits log κ(S) + b_j, and each row's
+// running maximum as a vector in row_max[MR][W] (reduced by the epilogue), so that the scores are
+// not loaded and stored once more for it (1.02-1.03x on a softmax call,
+// bench/results/blocking/epilogue_fold/). row_max must hold −inf before the first store.
+template <class T, class BoundKernel>
+struct logit_scores {
+  T* s;
+  index_t stride;
+  const T* bias; // b_j of the tile's first key
+  const BoundKernel& kernel;
+  T* row_max;
+  template <class V, index_t MR>
+  IKA_ALWAYS_INLINE void store(index_t col, const V (&acc)[MR][2]) const {
+    constexpr index_t W = V::size;
+    const V b0 = V::load_aligned(bias + col), b1 = V::load_aligned(bias + col + W);
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      const V l0 = kernel.log_kernel(acc[i][0]) + b0, l1 = kernel.log_kernel(acc[i][1]) + b1;
+      l0.store_aligned(s + i * stride + col);
+      l1.store_aligned(s + i * stride + col + W);
+      xsimd::max(V::load_aligned(row_max + i * W), xsimd::max(l0, l1)).store_aligned(row_max + i * W);
+    }
+  }
+};
+
+// pairwise(F_q rows, key panels) for MR rows and NR·panel_count keys, handed to `out` panel by
+// panel. F_q rows have `features` entries, row stride `fq_stride`; a panel is [features][NR].
+template <class T, pairwise_op Op, class Out>
 [[gnu::noinline]] void tile_product(const T* IKA_RESTRICT fq, index_t fq_stride, const T* IKA_RESTRICT panels,
-                                    index_t panel_count, index_t features, T* IKA_RESTRICT s, index_t s_stride) {
+                                    index_t panel_count, index_t features, const Out& out) {
   using B = engine_blocking<T>;
   using V = simd::batch<T>;
   constexpr index_t MR = B::MR, NR = B::NR, W = B::W;
@@ -164,11 +207,7 @@ template <class T, pairwise_op Op>
         }
       }
     }
-#pragma GCC unroll 16
-    for (index_t i = 0; i < MR; ++i) {
-      acc[i][0].store_aligned(s + i * s_stride + p * NR);
-      acc[i][1].store_aligned(s + i * s_stride + p * NR + W);
-    }
+    out.store(p * NR, acc);
   }
 }
 
@@ -354,13 +393,13 @@ private:
   // -------- phase 2: query tiles --------
   // one thread's buffers of the query tiles, from its scratch arena
   struct workspace {
-    T *fq, *scores, *o, *alpha, *mask_terms, *row_max, *row_sum, *row_term;
+    T *fq, *scores, *o, *alpha, *mask_terms, *row_max, *row_sum, *row_term, *score_max;
   };
   workspace thread_workspace() const {
     const std::size_t QT(query_tile_);
-    const auto p = scratch_arena::parts<workspace, T, 8>({QT * std::size_t(F_), std::size_t(MR * KT),
-                                                          QT * std::size_t(dv_pad_), MR, KT, QT, QT, QT});
-    return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};
+    const auto p = scratch_arena::parts<workspace, T, 9>(
+        {QT * std::size_t(F_), std::size_t(MR * KT), QT * std::size_t(dv_pad_), MR, KT, QT, QT, QT, MR * W});
+    return {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]};
   }
 
   void attend(const tensor_view<const T>& q, const tensor_view<T>& out, const row_stat_view<T>& lse) {
@@ -448,14 +487,18 @@ private:
     const index_t panel_count = (jb - ja + NR - 1) / NR, keys = panel_count * NR;
     const index_t j_stop = std::min(j1, ja + keys);
     T* scores = ws.scores;
-    tile_product<T, Kernel::pairwise>(ws.fq + r0 * F_, F_, panels + ja * F_, panel_count, F_, scores, KT);
+    const T* fq = ws.fq + r0 * F_;
     bool any;
     if constexpr (Kernel::kernel_value_form) {
+      tile_product<T, Kernel::pairwise>(fq, F_, panels + ja * F_, panel_count, F_, raw_scores<T>{scores, KT});
       any = state == tile_state::full || masks_type::hides_only
                 ? exp_free_weights(b, h, first_row, fh, t, ja, j_stop, j1, keys, r0, block_rows, state, ws)
                 : softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
     } else {
-      any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws);
+      std::fill(ws.score_max, ws.score_max + MR * W, minus_inf);
+      tile_product<T, Kernel::pairwise>(fq, F_, panels + ja * F_, panel_count, F_,
+                                        logit_scores<T, bound_kernel>{scores, KT, bias + ja, kernel_, ws.score_max});
+      any = softmax_weights(b, h, first_row, ja, j_stop, keys, bias, r0, block_rows, state, ws, ws.score_max);
     }
     // keys past jb (and past the last key) have weight 0 in every row: P·V stops at the last
     // visible one instead of the last panel's end (on a causal diagonal, the rest of that panel)
@@ -466,8 +509,11 @@ private:
 
   // General epilogue: logits = log κ(S) + b_j + masks, then online softmax. Leaves P in the score
   // rows and the rescale factors in ws.alpha; returns false when no row has a visible key.
+  // With logit_max, the score rows already hold log κ(S) + b_j, and logit_max[MR][W] their
+  // maxima (logit_scores); without, they hold S.
   bool softmax_weights(index_t b, index_t h, index_t first_row, index_t j0, index_t j1, index_t keys, const T* bias,
-                       index_t r0, index_t block_rows, tile_state block_state, workspace& ws) const {
+                       index_t r0, index_t block_rows, tile_state block_state, workspace& ws,
+                       const T* logit_max = nullptr) const {
     bool any = false;
     for (index_t r = 0; r < MR; ++r) {
       T* s = ws.scores + r * KT;
@@ -478,21 +524,27 @@ private:
       }
       const bool masked = block_state != tile_state::full &&
                           masks_.tile(b, h, first_row + r, first_row + r + 1, j0, j1) != tile_state::full;
-      any |= softmax_row(b, h, first_row + r, j0, j1, keys, bias, masked, s, r0 + r, ws.alpha[r], ws);
+      any |= softmax_row(b, h, first_row + r, j0, j1, keys, bias, masked, s, r0 + r, ws.alpha[r], ws,
+                         logit_max != nullptr ? logit_max + r * W : nullptr);
     }
     return any;
   }
 
   // One row of it: scores s of keys [j0, j0 + keys) -> weights, the row's running max and sum
   // (tile row `row`) updated, the rescale factor in alpha; false when the row sees no key yet.
+  // logit_max: as in softmax_weights, this row's vector of maxima.
   bool softmax_row(index_t b, index_t h, index_t i, index_t j0, index_t j1, index_t keys, const T* bias, bool masked,
-                   T* s, index_t row, T& alpha, workspace& ws) const {
+                   T* s, index_t row, T& alpha, workspace& ws, const T* logit_max = nullptr) const {
     using V = simd::batch<T>;
     V vmax(minus_inf);
-    for (index_t j = 0; j < keys; j += W) {
-      const V logit = kernel_.log_kernel(V::load_aligned(s + j)) + V::load_aligned(bias + j0 + j);
-      logit.store_aligned(s + j);
-      vmax = xsimd::max(vmax, logit);
+    if (logit_max != nullptr) {
+      vmax = V::load_aligned(logit_max);
+    } else {
+      for (index_t j = 0; j < keys; j += W) {
+        const V logit = kernel_.log_kernel(V::load_aligned(s + j)) + V::load_aligned(bias + j0 + j);
+        logit.store_aligned(s + j);
+        vmax = xsimd::max(vmax, logit);
+      }
     }
     T tile_max = simd::reduce_max(vmax);
     if (masked) {

@@ -611,8 +611,8 @@ private:
         continue;
       }
       const index_t panel_count = (visible_end - j0 + NR - 1) / NR, keys = panel_count * NR;
-      tile_product<T, Kernel::pairwise>(fq + r0 * F_, F_, panels, panel_count, F_, s, kw);
-      tile_product<T, pairwise_op::dot>(d_rows + r0 * Dv, Dv, v_panels, panel_count, Dv, dp, kw);
+      tile_product<T, Kernel::pairwise>(fq + r0 * F_, F_, panels, panel_count, F_, raw_scores<T>{s, kw});
+      tile_product<T, pairwise_op::dot>(d_rows + r0 * Dv, Dv, v_panels, panel_count, Dv, raw_scores<T>{dp, kw});
       weights(b, h, i0 + r0, j0, j1, keys, kw, block_rows, state, s, dp, key_term, shift_ + base + r0,
               row_dot_ + base + r0, dterm, ws);
       if constexpr (dot_pairwise) {
