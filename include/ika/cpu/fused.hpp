@@ -267,7 +267,7 @@ IKA_ALWAYS_INLINE T exp_shifted_in_place(T* s, index_t n, T shift) {
   const V vshift(shift);
   V vsum(T(0));
   for (index_t j = 0; j < n; j += index_t(simd::width<T>)) {
-    const V w = xsimd::exp(V::load_aligned(s + j) - vshift);
+    const V w = simd::exp_nonpositive(V::load_aligned(s + j) - vshift);
     w.store_aligned(s + j);
     vsum += w;
   }
