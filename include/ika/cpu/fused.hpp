@@ -157,7 +157,7 @@ struct raw_scores {
 
 // The softmax epilogue's first pass folded into the stores: logits log κ(S) + b_j, and each row's
 // running maximum as a vector in row_max[MR][W] (reduced by the epilogue), so that the scores are
-// not loaded and stored once more for it (1.02-1.03x on a softmax call,
+// not loaded and stored once more for it (1.00-1.04x on a softmax call,
 // bench/results/blocking/epilogue_fold/). row_max must hold −inf before the first store.
 template <class T, class BoundKernel>
 struct logit_scores {

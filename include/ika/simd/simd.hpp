@@ -150,13 +150,13 @@ IKA_ALWAYS_INLINE std::pair<batch<T>, batch<T>> sincos(const batch<T>& x) {
   }
 }
 
-// exp(x) for x <= 0, −∞ or NaN: the online softmax's weights exp(logit − row max), about 12 % of
-// a softmax call. float: 2^k · p(r) with k = round(x·log₂e) and 2^k taken from the bits of the
-// same sum that rounds it (no float-to-int conversion), r = x − k·ln 2 in two parts, and a
-// degree-5 polynomial through Chebyshev nodes of [−ln2/2, ln2/2] (p(0) = 1 exactly; within
-// 2.1e-7 of e^r before rounding); 0 where x < log(FLT_MIN), for −∞, so no lane needs a select.
-// 13 vector operations against xsimd::exp's 18, which also handles x > 0 and rounds to 0.5 ulp.
-// double: xsimd::exp.
+// exp(x) for x <= 0, −∞ or NaN: the online softmax's weights exp(logit − row max), most of its
+// epilogue. float: 2^k · p(r) with k = round(x·log₂e) and 2^k taken from the bits of the same
+// sum that rounds it (no float-to-int conversion), r = x − k·ln 2 in two parts, and a degree-5
+// polynomial through Chebyshev nodes of [−ln2/2, ln2/2] (p(0) = 1 exactly; within 2.1e-7 of e^r
+// before rounding); one blend gives 0 where x < log(FLT_MIN), −∞ included. 13 vector operations
+// against xsimd::exp's 18, which also handles x > 0 and overflow, within 1.3e-7 (relative error
+// 2.75e-7 here; bench/results/blocking/exp_softmax/). double: xsimd::exp.
 template <class T>
 IKA_ALWAYS_INLINE batch<T> exp_nonpositive(const batch<T>& x) {
   if constexpr (!std::is_same_v<T, float>) {
