@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Full local/CI check: install deps, then for each preset configure, build and
-# run ctest. Default presets: release (tests+examples+bench) and asan
-# (ASan+UBSan tests; the 8-D spectral-mixture GP fit, 4 minutes under ASan's -O1 and a few
-# seconds in release, runs in release only: its code paths are in the other GP tests).
+# run ctest (IKA_JOBS tests at a time). Default presets: release (tests+examples+bench) and asan
+# (ASan+UBSan tests; what only compiles - the header check and the compile-fail cases - and the two
+# spectral-mixture GP fits, minutes under ASan's -O1 and seconds in release, run in release only:
+# the GP code paths are in the other GP tests; docs/decisions.md, "Sanitizer builds").
 #
 # Environment knobs:
 #   IKA_PRESETS="release asan"   presets to run, in order
@@ -65,7 +66,7 @@ if [[ $setup_failed -eq 0 ]]; then
   for p in "${PRESETS[@]}"; do
     stage "${p}: configure" cmake --preset "$p" || continue
     stage "${p}: build"     cmake --build --preset "$p" --parallel "$JOBS" || continue
-    stage "${p}: ctest"     ctest --preset "$p" || true
+    stage "${p}: ctest"     ctest --preset "$p" --parallel "$JOBS" || true
   done
 fi
 
