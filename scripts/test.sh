@@ -2,8 +2,8 @@
 # Full local/CI check: install deps, then for each preset configure, build and
 # run ctest (IKA_JOBS tests at a time). Default presets: release (tests+examples+bench) and asan
 # (ASan+UBSan tests; what only compiles - the header check and the compile-fail cases - and the two
-# spectral-mixture GP fits, minutes under ASan's -O1 and seconds in release, run in release only:
-# the GP code paths are in the other GP tests; docs/decisions.md, "Sanitizer builds").
+# spectral-mixture GP fits, minutes under ASan and seconds in release, run in release only:
+# the GP code paths are in the other GP tests; docs/decisions.md, "Test builds").
 #
 # Environment knobs:
 #   IKA_PRESETS="release asan"   presets to run, in order

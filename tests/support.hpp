@@ -23,9 +23,11 @@ using ika::index_t;
 // The product tests (every kernel x norm x mask) take every kernel in the release build and, under
 // the sanitizers (IKA_TEST_SANITIZED, set by ika_target_sanitize), one kernel per way the engines
 // obtain a key's features: the rows themselves with a key term (rbf), a pairwise score (laplacian),
-// computed features (yaglom_rff). Each kernel is another instantiation of every engine; the subset
-// takes about a sixth off the compile work of the sanitizer build, the longest stage of CI
-// (docs/decisions.md, "Sanitizer builds test a subset of the kernels").
+// computed features (yaglom_rff). Each kernel is another instantiation of every engine, so even in
+// release a test crosses every kernel in one precision only and takes the subset in the other
+// (each test says which): the kernels' code is the same template in both, and what
+// differs by precision (SIMD width and tails, the float exp/sincos, the tolerances) the subset
+// reaches (docs/decisions.md, "Test builds").
 #if defined(IKA_TEST_SANITIZED)
 inline constexpr bool every_kernel = false;
 #else

@@ -40,6 +40,9 @@ constexpr shape_case cache_shapes[] = {{1, 1, 8, 8},     {2, 7, 33, 9},   {1, 51
 template <class T>
 void cache_matches_reference() {
   const index_t B = 2;
+  // every kernel in float, which also checks the bits against the engine that reads K; the
+  // subset in double (support.hpp)
+  constexpr bool all_kernels = std::is_same_v<T, float>;
   std::size_t cases = 0;
   for (std::size_t shape_index = 0; shape_index < std::size(cache_shapes); ++shape_index) {
     const shape_case& sc = cache_shapes[shape_index];
@@ -47,7 +50,7 @@ void cache_matches_reference() {
     const qkv_problem<T> p(layout::bhld, B, hc.Hq, hc.Hkv, sc.Lq, sc.Lk, sc.D, sc.Dv, 9100 + shape_index, 0.7);
     const caller_spectral points(sc.D, 5);
     mask_data md(B, hc.Hq, sc.Lq, sc.Lk);
-    for_each_kernel(hc.Hq, sc.D, points, [&](const char* kernel_name, const auto& kernel, double conditioning) {
+    for_each_kernel<all_kernels>(hc.Hq, sc.D, points, [&](const char* kernel_name, const auto& kernel, double conditioning) {
       const auto with_norm = [&](const char* norm_name, const auto& norm) {
         const auto logit = ika::log_kernel(kernel) + ika::magnitude(norm);
         ika::key_cache<T, std::decay_t<decltype(kernel)>, std::decay_t<decltype(norm)>> cache(logit, B, hc.Hq, hc.Hkv,
@@ -84,13 +87,13 @@ void cache_matches_reference() {
       else with_norm("lp(1, with query)", ika::lp{1.0, ika::norm_exponent::two, ika::norm_divisor::paper, true});
     });
   }
-  CHECK(cases == std::size(cache_shapes) * kernel_count * 7);
+  CHECK(cases == std::size(cache_shapes) * kernel_count(all_kernels) * 7);
 }
 
 } // namespace
 
 TEST_CASE("key cache == reference for every kernel x decode mask x heads (float)") { cache_matches_reference<float>(); }
-TEST_CASE("key cache == reference for every kernel x decode mask x heads (double)") {
+TEST_CASE("key cache == reference for the kernel subset x decode mask x heads (double)") {
   cache_matches_reference<double>();
 }
 
