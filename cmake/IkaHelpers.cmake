@@ -20,9 +20,14 @@ function(ika_target_defaults target)
 
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
-    # GCC 12 reports its own AVX-512 intrinsics (reached through xsimd) as maybe-uninitialized
+    # GCC 12 reports its own AVX-512 intrinsics (reached through xsimd) as maybe-uninitialized;
+    # 12.0-12.2 also as uninitialized (the `__Y = __Y` of _mm512_undefined_*, reached through
+    # xsimd and Eigen: GCC bug 105593, fixed in 12.3), thousands of lines that would bury ours
     if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
       target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized)
+      if(CMAKE_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 12 AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 12.3)
+        target_compile_options(${target} PRIVATE -Wno-uninitialized)
+      endif()
     endif()
     if(IKA_NATIVE)
       target_compile_options(${target} PRIVATE -march=native)
