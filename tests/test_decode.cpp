@@ -99,7 +99,7 @@ TEST_CASE("split-key engine: large key norms, one visible key, fully masked batc
   }
 }
 
-TEST_CASE("split-key engine: bitwise identical for 1, 2 and 3 threads") {
+TEST_CASE("split-key engine: bitwise identical for 1, 2 and 3 threads (features computed)") {
   const qkv_problem<float> p(layout::bhld, 1, 4, 2, 3, 2100, 64, 64, 91, 0.7);
   const auto expr = ika::log_kernel(ika::yaglom_rff<float>::from_seed(3, 4, 64, 32)) + ika::magnitude(ika::lp{3.0}) +
                     ika::mask(ika::causal_lower_right{});
@@ -112,4 +112,22 @@ TEST_CASE("split-key engine: bitwise identical for 1, 2 and 3 threads") {
   CHECK(runs[2].out == runs[0].out);
   CHECK(runs[1].lse == runs[0].lse);
   CHECK(runs[2].lse == runs[0].lse);
+}
+
+// Softmax scores the key rows in place; batch rows with very different visible lengths give the
+// tasks unequal work, so the teams split them at different tasks.
+TEST_CASE("split-key engine: bitwise identical for 1, 2, 3 and 4 threads (softmax, uneven key padding)") {
+  const qkv_problem<float> p(layout::bhld, 3, 4, 2, 1, 3000, 64, 48, 92, 0.7);
+  const std::vector<int> lengths = {3000, 130, 1700};
+  const auto expr = ika::log_kernel(ika::rbf{}) + ika::magnitude(ika::lp{2.0}) + ika::mask(ika::key_padding{lengths});
+  compare_engines(p, expr, "softmax, key padding 3000 / 130 / 1700");
+  std::vector<result<float>> runs;
+  for (const int threads : {1, 2, 3, 4}) {
+    runs.emplace_back(3, 4, 1, 48);
+    ika::attention(p.q, p.k, p.v, runs.back().o(), expr, {.lse = runs.back().l(), .threads = threads});
+  }
+  for (std::size_t r = 1; r < runs.size(); ++r) {
+    CHECK(runs[r].out == runs[0].out);
+    CHECK(runs[r].lse == runs[0].lse);
+  }
 }

@@ -255,6 +255,39 @@ TEST_CASE("the automatic team grows with the call's work, within the OpenMP defa
   CHECK(thread_team(0, 1e15, 0) == 1);
 }
 
+// Each member of a team of 1-5 gets one contiguous range; together they are [0, count) in order,
+// and no share exceeds an equal part of the work by more than the largest single task.
+TEST_CASE("balanced_share deals tasks out in contiguous ranges of about equal work") {
+  const std::vector<double> task_work = {9, 9, 9, 9, 0, 0, 1, 0, 2, 0, 0, 1, 0};
+  std::vector<double> work_before(task_work.size() + 1, 0.0);
+  for (std::size_t i = 0; i < task_work.size(); ++i) work_before[i + 1] = work_before[i] + task_work[i];
+  const index_t count = index_t(task_work.size());
+  const double total = work_before.back(), largest = 9;
+  for (int team = 1; team <= 5; ++team) {
+    std::vector<std::pair<index_t, index_t>> shares(std::size_t(team), {-1, -1});
+    int members = 0;
+#pragma omp parallel num_threads(team)
+    {
+      shares[std::size_t(omp_get_thread_num())] = ika::detail::balanced_share(work_before.data(), count);
+#pragma omp single
+      members = omp_get_num_threads();
+    }
+    CAPTURE(team);
+    REQUIRE(members == team);
+    index_t next = 0;
+    for (const auto& [first, last] : shares) {
+      CHECK(first == next);
+      CHECK(last >= first);
+      CHECK(work_before[std::size_t(last)] - work_before[std::size_t(first)] <= total / team + largest);
+      next = last;
+    }
+    CHECK(next == count);
+  }
+  // outside a parallel region: the whole range
+  const auto whole = ika::detail::balanced_share(work_before.data(), count);
+  CHECK(whole == std::pair<index_t, index_t>{0, count});
+}
+
 TEST_CASE("the layout of the inputs does not change a single bit of the result") {
   const index_t B = 2, H = 3, L = 77, D = 24;
   const qkv_problem<float> a(layout::bhld, B, H, H, L, L, D, D, 41);

@@ -26,10 +26,31 @@
 
 namespace ika::detail {
 
-// o[0:dv] += Σ_c p[c] · values[c][0:dv], the output held in registers across the keys (a
-// row-by-row axpy would chain every key through a store and a load of o).
+// The rows of the next block of keys, requested a key at a time beside the loads of this block's
+// key c (row c of the next block) and value c, so that the memory works through the arithmetic.
+// With all of them requested at the start of a block (or none: bench/results/blocking/decode_prefetch/)
+// the softmax decode read K and V at 53-61 % of the streaming rate with 2 threads, this way at
+// 79-96 % (bench/results/blocking/decode_schedule/). count = 0 where a feature map requests the
+// rows itself (prepare_key_block).
 template <class T>
-void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* const* values, index_t n, index_t dv) {
+struct next_rows {
+  const T* keys = nullptr;
+  const T* values = nullptr;
+  index_t key_stride = 0, value_stride = 0, count = 0;
+  IKA_ALWAYS_INLINE void request_key(index_t c, index_t length) const {
+    if (c < count) prefetch_row(keys + c * key_stride, length);
+  }
+  IKA_ALWAYS_INLINE void request_value(index_t c, index_t length) const {
+    if (c < count) prefetch_row(values + c * value_stride, length);
+  }
+};
+
+// o[0:dv] += Σ_c p[c] · values[c][0:dv], the output held in registers across the keys (a
+// row-by-row axpy would chain every key through a store and a load of o); requests next's values.
+// Not inlined: inlined into attend_split it measured 2-7 % slower.
+template <class T>
+[[gnu::noinline]] void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* const* values, index_t n,
+                                         index_t dv, next_rows<T> next) {
   using V = simd::batch<T>;
   constexpr index_t W = index_t(simd::width<T>), chunk = 4 * W;
   index_t d = 0;
@@ -38,6 +59,7 @@ void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* cons
 #pragma GCC unroll 4
     for (index_t u = 0; u < 4; ++u) acc[u] = simd::load(o + d + u * W);
     for (index_t c = 0; c < n; ++c) {
+      if (d == 0) next.request_value(c, dv);
       const V w(p[c]);
 #pragma GCC unroll 4
       for (index_t u = 0; u < 4; ++u) acc[u] = xsimd::fma(w, simd::load(values[c] + d + u * W), acc[u]);
@@ -59,13 +81,14 @@ void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* cons
 
 // Keys [j0, j0 + n) of (batch b, key/value head hk) for feature head hf: key_rows[c] points at the
 // features of key j0 + c (whole vectors of f_pad entries, zero-padded), log-domain terms go into
-// bias (the caller pads both to a whole vector of keys). When
-// the features are the key rows and need no padding they are scored in place (no copy); else
-// they are written into block_features. Rows of the keys `distance` further on (up to j_end) are
-// prefetched. Out of the engine class so that it is compiled once per kernel × norm, not once per
-// mask set and head structure.
+// bias (the caller pads both to a whole vector of keys). When the features are the key rows, need
+// no padding and have no terms (softmax), they are scored in place and the result is true: the
+// caller requests the next block's rows (next_rows). Else the features are written into
+// block_features, and the rows of the keys `distance` further on (up to j_end) are requested
+// beside each key's feature map. Out of the engine class so that it is compiled once per kernel ×
+// norm, not once per mask set and head structure.
 template <class T, class BoundKernel, class BoundNorm>
-[[gnu::noinline]] void prepare_key_block(const BoundKernel& kernel, const BoundNorm& norm, index_t F, index_t f_pad,
+[[gnu::noinline]] bool prepare_key_block(const BoundKernel& kernel, const BoundNorm& norm, index_t F, index_t f_pad,
                                          index_t hf, index_t k_len, const tensor_view<const T>& k,
                                          const tensor_view<const T>& v, index_t b, index_t hk, index_t j0, index_t n,
                                          index_t j_end, T* scratch, T* block_features, const T* zero_row,
@@ -79,12 +102,9 @@ template <class T, class BoundKernel, class BoundNorm>
     }
   };
   if (in_place && key_terms_cancel(kernel, norm)) { // softmax: the key rows as they are, terms 0
-    for (index_t j = j0; j < j0 + n; ++j) {
-      prefetch_ahead(j);
-      key_rows[j - j0] = k.row(b, hk, j);
-    }
+    for (index_t j = j0; j < j0 + n; ++j) key_rows[j - j0] = k.row(b, hk, j);
     std::fill(bias, bias + n, T(0));
-    return;
+    return true;
   }
   for (index_t jb = j0; jb < j0 + n; jb += key_block) {
     // features straight into the block when its rows need no padding, else through scratch
@@ -103,6 +123,7 @@ template <class T, class BoundKernel, class BoundNorm>
                        key_rows[j - j0] = row;
                      });
   }
+  return false;
 }
 
 // Key features and terms computed once, when the keys were appended to an ika::key_cache:
@@ -114,21 +135,16 @@ struct prepared_key_rows {
   const T* bias = nullptr; // kernel row term + magnitude per key
   index_t feature_heads = 0, capacity = 0, f_pad = 0;
 
-  // keys [j0, j0 + n) of (b, hf) into key_rows and bias, as prepare_key_block does; rows
-  // `distance` keys on (up to j_end) are prefetched with their value rows
-  template <class ValueRow>
-  void block(index_t b, index_t hf, index_t j0, index_t n, index_t j_end, ValueRow value_row, index_t v_dim,
-             const T** key_rows, T* block_bias) const {
-    constexpr index_t distance = 64;
+  const T* row(index_t b, index_t hf, index_t j) const {
+    return features + ((b * feature_heads + hf) * capacity + j) * f_pad;
+  }
+
+  // keys [j0, j0 + n) of (b, hf) into key_rows and bias, as prepare_key_block does
+  void block(index_t b, index_t hf, index_t j0, index_t n, const T** key_rows, T* block_bias) const {
     const index_t base = (b * feature_heads + hf) * capacity;
     for (index_t c = 0; c < n; ++c) {
-      const index_t j = j0 + c;
-      if (j + distance < j_end) {
-        prefetch_row(features + (base + j + distance) * f_pad, f_pad);
-        prefetch_row(value_row(j + distance), v_dim);
-      }
-      key_rows[c] = features + (base + j) * f_pad;
-      block_bias[c] = bias[base + j];
+      key_rows[c] = row(b, hf, j0 + c);
+      block_bias[c] = bias[base + j0 + c];
     }
   }
 };
@@ -145,6 +161,7 @@ public:
   static constexpr index_t max_query_rows = 4;
   static constexpr index_t split_keys = 512; // keys per task
   static constexpr index_t block_keys = 64;  // keys scored at once, a multiple of every SIMD width
+  static constexpr index_t task_setup_keys = 16; // a task's fixed work, in keys' worth, for the schedule
 
   // Whether this engine serves a call: decode-like shapes, no graph mask (its neighbour lists
   // already make it sparse). Depends on the shape only, never on the thread count.
@@ -190,17 +207,31 @@ public:
     partial_out_ = parts[4];
     const index_t query_tasks = s_.batch * s_.q_heads;
     const index_t split_tasks = s_.batch * feature_heads_ * splits_;
+    // the tasks in (batch, feature head, split) order, each with the end of the keys it reads and
+    // its work (those keys, and a fixed part for its setup and merge), dealt out in contiguous
+    // ranges: a thread reads its own stretch of K and V in order (bench/results/blocking/decode_schedule/)
+    struct schedule_arena {};
+    visible_end_ = scratch_arena::parts<schedule_arena, index_t, 1>({std::size_t(split_tasks)})[0];
+    double* work_before = scratch_arena::parts<schedule_arena, double, 1>({std::size_t(split_tasks) + 1})[0];
+    work_before[0] = 0;
+    for (index_t task = 0; task < split_tasks; ++task) {
+      const index_t split = task % splits_, bf = task / splits_;
+      const index_t end = visible_end(bf / feature_heads_, bf % feature_heads_, split);
+      visible_end_[task] = end;
+      work_before[task + 1] = work_before[task] + double(end - split * split_keys + task_setup_keys);
+    }
     const double work = attention_work<bound_kernel>(s_, F_, prepared_ ? 0 : s_.batch * feature_heads_ * s_.k_len);
     run_in_team(thread_team(threads, work, std::max(query_tasks, split_tasks)), [&] {
       workspace ws(F_, f_pad_, group_rows_, row_block_size<bound_kernel, T>, key_block_size<bound_kernel, T>);
 #pragma omp for schedule(static)
       for (index_t bh = 0; bh < query_tasks; ++bh)
         prepare_queries(q, bh / s_.q_heads, bh % s_.q_heads, ws.row_features);
-#pragma omp for schedule(dynamic, 1)
-      for (index_t task = 0; task < split_tasks; ++task) {
+      const auto [first, last] = balanced_share(work_before, split_tasks);
+      for (index_t task = first; task < last; ++task) {
         const index_t split = task % splits_, bf = task / splits_;
-        attend_split(k, v, bf / feature_heads_, bf % feature_heads_, split, ws);
+        attend_split(k, v, bf / feature_heads_, bf % feature_heads_, split, visible_end_[task], ws);
       }
+#pragma omp barrier
 #pragma omp for schedule(static)
       for (index_t row = 0; row < index_t(query_rows); ++row) merge_row(out, lse, row);
     });
@@ -238,12 +269,14 @@ private:
 
   // scores[c] = pairwise(fq, key c) for keys [0, padded) of the block (features f_pad_ long),
   // W keys at a time: W vector partial sums reduced together (one transposing add tree instead of
-  // a horizontal sum per key).
-  void block_scores(const T* IKA_RESTRICT fq, const T* const* key_rows, index_t padded, T* IKA_RESTRICT scores) const {
+  // a horizontal sum per key); requests next's keys.
+  void block_scores(const T* IKA_RESTRICT fq, const T* const* key_rows, index_t padded, T* IKA_RESTRICT scores,
+                    next_rows<T> next) const {
     using V = simd::batch<T>;
     for (index_t c0 = 0; c0 < padded; c0 += W) {
       V partial[W];
       for (index_t u = 0; u < W; ++u) {
+        next.request_key(c0 + u, f_pad_);
         const T* key = key_rows[c0 + u];
         V acc(T(0));
         for (index_t f = 0; f < f_pad_; f += W) {
@@ -280,8 +313,18 @@ private:
   }
 
   // One (batch, feature head, split): every query row of every head served by these features.
+  // The end of the keys of (b, hf, split) that any row it serves can see (its start when none).
+  index_t visible_end(index_t b, index_t hf, index_t split) const {
+    const index_t j_begin = split * split_keys, j_end = std::min(j_begin + split_keys, s_.k_len);
+    index_t end = j_begin; // keys past the last one any row can see are not read
+    for (const index_t h : heads_of_[std::size_t(hf)])
+      if (masks_.tile(b, h, 0, s_.q_len, j_begin, j_end) != tile_state::empty)
+        end = std::max(end, std::min(j_end, masks_.key_end(b, h, 0, s_.q_len, j_end)));
+    return end;
+  }
+
   void attend_split(const tensor_view<const T>& k, const tensor_view<const T>& v, index_t b, index_t hf, index_t split,
-                    workspace& ws) const {
+                    index_t j_end, workspace& ws) const {
     const std::vector<index_t>& heads = heads_of_[std::size_t(hf)];
     const index_t hk = Kernel::head_dependent ? Heads::kv_head(hf, s_.q_heads, s_.kv_heads) : hf;
     index_t rows = 0;
@@ -298,36 +341,39 @@ private:
       }
 
     const index_t j_begin = split * split_keys;
-    index_t j_end = std::min(j_begin + split_keys, s_.k_len);
-    index_t visible_end = j_begin; // keys past the last one any row can see are not read
-    for (const index_t h : heads)
-      if (masks_.tile(b, h, 0, s_.q_len, j_begin, j_end) != tile_state::empty)
-        visible_end = std::max(visible_end, std::min(j_end, masks_.key_end(b, h, 0, s_.q_len, j_end)));
-    j_end = visible_end;
 
     for (index_t j0 = j_begin; j0 < j_end; j0 += block_keys) {
       const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
       T* scores = ws.scores;
       T* bias = ws.bias;
+      bool rows_in_place = true; // else the feature map has requested the next rows
       if (prepared_ != nullptr)
-        prepared_->block(b, hf, j0, n, j_end, [&](index_t j) { return v.row(b, hk, j); }, s_.v_dim,
-                         ws.key_rows, bias);
+        prepared_->block(b, hf, j0, n, ws.key_rows, bias);
       else
-        prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
-                          ws.key_features, ws.block_features, ws.zero_row, ws.key_rows,
-                          bias);
+        rows_in_place = prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
+                                          ws.key_features, ws.block_features, ws.zero_row, ws.key_rows, bias);
+      next_rows<T> next;
+      if (const index_t j_next = j0 + block_keys; rows_in_place && j_next < j_end) {
+        next.keys = prepared_ != nullptr ? prepared_->row(b, hf, j_next) : k.row(b, hk, j_next);
+        next.key_stride = prepared_ != nullptr ? f_pad_ : k.row_stride;
+        next.values = v.row(b, hk, j_next);
+        next.value_stride = v.row_stride;
+        next.count = std::min(block_keys, j_end - j_next);
+      }
       // the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf)
       std::fill(ws.key_rows + n, ws.key_rows + padded, ws.zero_row);
       std::fill(bias + n, bias + padded, minus_inf);
-      for (index_t r = 0; r < rows; ++r)
-        block_scores(ws.query_of[std::size_t(r)], ws.key_rows, padded, scores + r * block_keys);
+      for (index_t r = 0; r < rows; ++r) // the next rows requested once, with the first score row
+        block_scores(ws.query_of[std::size_t(r)], ws.key_rows, padded, scores + r * block_keys,
+                     r == 0 ? next : next_rows<T>{});
       bool any = false;
       for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
       if (!any) continue;
       const T* values[block_keys];
       for (index_t c = 0; c < n; ++c) values[c] = v.row(b, hk, j0 + c);
       for (index_t r = 0; r < rows; ++r)
-        accumulate_values(ws.out_of[std::size_t(r)], scores + r * block_keys, values, n, s_.v_dim);
+        accumulate_values(ws.out_of[std::size_t(r)], scores + r * block_keys, values, n, s_.v_dim,
+                          r == 0 ? next : next_rows<T>{});
     }
   }
 
@@ -406,6 +452,7 @@ private:
   // per call, in the calling thread's scratch arena
   T *query_features_ = nullptr, *query_term_ = nullptr, *partial_max_ = nullptr, *partial_sum_ = nullptr,
     *partial_out_ = nullptr;
+  index_t* visible_end_ = nullptr; // per split task
 };
 
 } // namespace ika::detail

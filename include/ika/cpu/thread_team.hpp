@@ -5,6 +5,7 @@
 // depend on the team size (fixed partitions, fixed reduction orders), so it is free to choose.
 
 #include <algorithm>
+#include <utility>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -71,6 +72,24 @@ void run_in_team([[maybe_unused]] int team, Body&& body) {
   }
 #endif
   body();
+}
+
+// This thread's share [first, last) of `count` tasks dealt out in contiguous ranges, one per member
+// of the current team, of about equal work: work_before[i] is the work of tasks [0, i) (count + 1
+// entries, non-decreasing). A thread then walks its own stretch of memory in order, which the
+// hardware prefetchers follow, where a dynamic schedule interleaves the threads' tasks.
+inline std::pair<index_t, index_t> balanced_share(const double* work_before, index_t count) {
+  int member = 0, members = 1;
+#if defined(_OPENMP)
+  member = omp_get_thread_num();
+  members = omp_get_num_threads();
+#endif
+  const auto boundary = [&](int m) {
+    if (m >= members) return count;
+    const double goal = work_before[count] * double(m) / double(members);
+    return index_t(std::lower_bound(work_before, work_before + count, goal) - work_before);
+  };
+  return {boundary(member), boundary(member + 1)};
 }
 
 } // namespace ika::detail
