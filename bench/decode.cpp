@@ -18,7 +18,7 @@ namespace {
 using ika_key_cache = ika::key_cache<float, ika::yaglom_rff<float>, ika::lp>;
 
 struct cache {
-  std::vector<float> q, k, v, out;
+  bench::aligned_vector<float> q, k, v, out; // 64-byte aligned, as a framework's tensors
   std::unique_ptr<ika_key_cache> prepared; // filled on first use
   explicit cache(ika::index_t Lk)
       : q(std::size_t(bench::B * bench::H * bench::D)), k(std::size_t(bench::B * bench::H * Lk * bench::D)),

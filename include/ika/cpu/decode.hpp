@@ -26,14 +26,13 @@
 
 namespace ika::detail {
 
-// The rows of the next block of keys, requested a key at a time beside the loads of this block's
-// key c (row c of the next block) and value c, so that the memory works through the arithmetic.
-// With all of them requested at the start of a block (or none: bench/results/blocking/decode_prefetch/)
-// the softmax decode read K and V at 53-61 % of the streaming rate with 2 threads, this way at
-// 79-96 % (bench/results/blocking/decode_schedule/). count = 0 where a feature map requests the
-// rows itself (prepare_key_block).
+// Rows of the keys `distance` further on, requested a key at a time beside the loads of this
+// block's key c and value c (rows c of these), so that the memory works through the arithmetic
+// instead of waiting for a burst of requests at the start of each block (bench/results/blocking/
+// decode_schedule/). count = 0 where a feature map requests the rows itself (prepare_key_block).
 template <class T>
-struct next_rows {
+struct rows_ahead {
+  static constexpr index_t distance = 32; // keys; 16 and 32 measured best, 48 and 64 behind
   const T* keys = nullptr;
   const T* values = nullptr;
   index_t key_stride = 0, value_stride = 0, count = 0;
@@ -46,11 +45,11 @@ struct next_rows {
 };
 
 // o[0:dv] += Σ_c p[c] · values[c][0:dv], the output held in registers across the keys (a
-// row-by-row axpy would chain every key through a store and a load of o); requests next's values.
+// row-by-row axpy would chain every key through a store and a load of o); requests ahead's values.
 // Not inlined: inlined into attend_split it measured 2-7 % slower.
 template <class T>
 [[gnu::noinline]] void accumulate_values(T* IKA_RESTRICT o, const T* IKA_RESTRICT p, const T* const* values, index_t n,
-                                         index_t dv, next_rows<T> next) {
+                                         index_t dv, rows_ahead<T> ahead) {
   using V = simd::batch<T>;
   constexpr index_t W = index_t(simd::width<T>), chunk = 4 * W;
   index_t d = 0;
@@ -59,7 +58,7 @@ template <class T>
 #pragma GCC unroll 4
     for (index_t u = 0; u < 4; ++u) acc[u] = simd::load(o + d + u * W);
     for (index_t c = 0; c < n; ++c) {
-      if (d == 0) next.request_value(c, dv);
+      if (d == 0) ahead.request_value(c, dv);
       const V w(p[c]);
 #pragma GCC unroll 4
       for (index_t u = 0; u < 4; ++u) acc[u] = xsimd::fma(w, simd::load(values[c] + d + u * W), acc[u]);
@@ -83,7 +82,7 @@ template <class T>
 // features of key j0 + c (whole vectors of f_pad entries, zero-padded), log-domain terms go into
 // bias (the caller pads both to a whole vector of keys). When the features are the key rows, need
 // no padding and have no terms (softmax), they are scored in place and the result is true: the
-// caller requests the next block's rows (next_rows). Else the features are written into
+// caller requests the rows ahead (rows_ahead). Else the features are written into
 // block_features, and the rows of the keys `distance` further on (up to j_end) are requested
 // beside each key's feature map. Out of the engine class so that it is compiled once per kernel ×
 // norm, not once per mask set and head structure.
@@ -269,14 +268,14 @@ private:
 
   // scores[c] = pairwise(fq, key c) for keys [0, padded) of the block (features f_pad_ long),
   // W keys at a time: W vector partial sums reduced together (one transposing add tree instead of
-  // a horizontal sum per key); requests next's keys.
+  // a horizontal sum per key); requests ahead's keys.
   void block_scores(const T* IKA_RESTRICT fq, const T* const* key_rows, index_t padded, T* IKA_RESTRICT scores,
-                    next_rows<T> next) const {
+                    rows_ahead<T> ahead) const {
     using V = simd::batch<T>;
     for (index_t c0 = 0; c0 < padded; c0 += W) {
       V partial[W];
       for (index_t u = 0; u < W; ++u) {
-        next.request_key(c0 + u, f_pad_);
+        ahead.request_key(c0 + u, f_pad_);
         const T* key = key_rows[c0 + u];
         V acc(T(0));
         for (index_t f = 0; f < f_pad_; f += W) {
@@ -346,26 +345,26 @@ private:
       const index_t n = std::min(block_keys, j_end - j0), padded = round_up(n, W);
       T* scores = ws.scores;
       T* bias = ws.bias;
-      bool rows_in_place = true; // else the feature map has requested the next rows
+      bool rows_in_place = true; // else the feature map has requested the rows ahead
       if (prepared_ != nullptr)
         prepared_->block(b, hf, j0, n, ws.key_rows, bias);
       else
         rows_in_place = prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
                                           ws.key_features, ws.block_features, ws.zero_row, ws.key_rows, bias);
-      next_rows<T> next;
-      if (const index_t j_next = j0 + block_keys; rows_in_place && j_next < j_end) {
-        next.keys = prepared_ != nullptr ? prepared_->row(b, hf, j_next) : k.row(b, hk, j_next);
-        next.key_stride = prepared_ != nullptr ? f_pad_ : k.row_stride;
-        next.values = v.row(b, hk, j_next);
-        next.value_stride = v.row_stride;
-        next.count = std::min(block_keys, j_end - j_next);
+      rows_ahead<T> ahead;
+      if (const index_t j_ahead = j0 + ahead.distance; rows_in_place && j_ahead < j_end) {
+        ahead.keys = prepared_ != nullptr ? prepared_->row(b, hf, j_ahead) : k.row(b, hk, j_ahead);
+        ahead.key_stride = prepared_ != nullptr ? f_pad_ : k.row_stride;
+        ahead.values = v.row(b, hk, j_ahead);
+        ahead.value_stride = v.row_stride;
+        ahead.count = std::min(block_keys, j_end - j_ahead);
       }
       // the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf)
       std::fill(ws.key_rows + n, ws.key_rows + padded, ws.zero_row);
       std::fill(bias + n, bias + padded, minus_inf);
-      for (index_t r = 0; r < rows; ++r) // the next rows requested once, with the first score row
+      for (index_t r = 0; r < rows; ++r) // the rows ahead requested once, with the first score row
         block_scores(ws.query_of[std::size_t(r)], ws.key_rows, padded, scores + r * block_keys,
-                     r == 0 ? next : next_rows<T>{});
+                     r == 0 ? ahead : rows_ahead<T>{});
       bool any = false;
       for (index_t r = 0; r < rows; ++r) any |= softmax_weights(b, r, j0, n, padded, split, ws);
       if (!any) continue;
@@ -373,7 +372,7 @@ private:
       for (index_t c = 0; c < n; ++c) values[c] = v.row(b, hk, j0 + c);
       for (index_t r = 0; r < rows; ++r)
         accumulate_values(ws.out_of[std::size_t(r)], scores + r * block_keys, values, n, s_.v_dim,
-                          r == 0 ? next : next_rows<T>{});
+                          r == 0 ? ahead : rows_ahead<T>{});
     }
   }
 
