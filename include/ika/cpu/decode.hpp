@@ -311,7 +311,6 @@ private:
     }
   }
 
-  // One (batch, feature head, split): every query row of every head served by these features.
   // The end of the keys of (b, hf, split) that any row it serves can see (its start when none).
   index_t visible_end(index_t b, index_t hf, index_t split) const {
     const index_t j_begin = split * split_keys, j_end = std::min(j_begin + split_keys, s_.k_len);
@@ -322,6 +321,8 @@ private:
     return end;
   }
 
+  // One (batch, feature head, split), keys up to j_end: every query row of every head served by
+  // these features.
   void attend_split(const tensor_view<const T>& k, const tensor_view<const T>& v, index_t b, index_t hf, index_t split,
                     index_t j_end, workspace& ws) const {
     const std::vector<index_t>& heads = heads_of_[std::size_t(hf)];
