@@ -352,13 +352,14 @@ private:
       else
         rows_in_place = prepare_key_block(kernel_, norm_, F_, f_pad_, hf, s_.k_len, k, v, b, hk, j0, n, j_end,
                                           ws.key_features, ws.block_features, ws.zero_row, ws.key_rows, bias);
+      // past the split's end too, up to Lk: a thread's next task is mostly the next split of the head
       rows_ahead<T> ahead;
-      if (const index_t j_ahead = j0 + ahead.distance; rows_in_place && j_ahead < j_end) {
+      if (const index_t j_ahead = j0 + ahead.distance; rows_in_place && j_ahead < s_.k_len) {
         ahead.keys = prepared_ != nullptr ? prepared_->row(b, hf, j_ahead) : k.row(b, hk, j_ahead);
         ahead.key_stride = prepared_ != nullptr ? f_pad_ : k.row_stride;
         ahead.values = v.row(b, hk, j_ahead);
         ahead.value_stride = v.row_stride;
-        ahead.count = std::min(block_keys, j_end - j_ahead);
+        ahead.count = std::min(block_keys, s_.k_len - j_ahead);
       }
       // the SIMD tail up to a whole vector of keys scores the zero row with weight exp(−inf)
       std::fill(ws.key_rows + n, ws.key_rows + padded, ws.zero_row);
