@@ -124,24 +124,6 @@ namespace bench {
 inline constexpr ika::index_t B = 1, H = 8, D = 64, Dv = 64, M = 64;
 inline constexpr std::uint64_t kernel_seed = 42;
 
-// Arrays on 64-byte boundaries, as a framework's tensors are (PyTorch's CPU allocator aligns to 64
-// bytes). A std::vector<float> of these sizes starts 32 bytes past one (malloc's block and this
-// file's 16-byte header), so that every 512-bit load of a row straddles two cache lines: it cost
-// bench_decode's streaming read 20-30 % on the AVX-512 VM of 2026-12-08, the decode 3-5 %
-// (bench/results/blocking/decode_schedule/).
-template <class T>
-struct aligned_allocator {
-  using value_type = T;
-  aligned_allocator() = default;
-  template <class U>
-  aligned_allocator(const aligned_allocator<U>&) noexcept {}
-  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t(64)); }
-  friend bool operator==(const aligned_allocator&, const aligned_allocator&) { return true; }
-};
-template <class T>
-using aligned_vector = std::vector<T, aligned_allocator<T>>;
-
 // One Problem per L, made on first use and kept for the whole run (inputs are drawn once).
 template <class Problem>
 Problem& problem_for(ika::index_t L) {

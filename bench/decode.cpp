@@ -17,13 +17,19 @@ namespace {
 
 using ika_key_cache = ika::key_cache<float, ika::yaglom_rff<float>, ika::lp>;
 
+// 64-byte aligned arrays, as a framework's tensors are (PyTorch's CPU allocator aligns to 64 bytes).
+// A std::vector<float> of these sizes starts 32 bytes past a boundary (malloc's block and
+// common.hpp's counting header), so that every 512-bit load of a row straddles two cache lines: it
+// cost the streaming read 20-30 % on the AVX-512 VM of 2026-12-08, the decode 3-5 %
+// (bench/results/blocking/decode_schedule/).
 struct cache {
-  bench::aligned_vector<float> q, k, v, out; // 64-byte aligned, as a framework's tensors
+  ika::detail::aligned_buffer<float> q, k, v, out;
   std::unique_ptr<ika_key_cache> prepared; // filled on first use
   explicit cache(ika::index_t Lk)
       : q(std::size_t(bench::B * bench::H * bench::D)), k(std::size_t(bench::B * bench::H * Lk * bench::D)),
         v(std::size_t(bench::B * bench::H * Lk * bench::Dv)), out(std::size_t(bench::B * bench::H * bench::Dv)) {
-    bench::fill_normal(11, {q, k, v});
+    bench::fill_normal(11, {{q.data(), q.size()}, {k.data(), k.size()}, {v.data(), v.size()}});
+    std::fill(out.data(), out.data() + out.size(), 0.0f);
   }
 };
 
