@@ -20,7 +20,7 @@ using ika_key_cache = ika::key_cache<float, ika::yaglom_rff<float>, ika::lp>;
 // 64-byte aligned arrays, as a framework's tensors are (PyTorch's CPU allocator aligns to 64 bytes).
 // A std::vector<float> of these sizes starts 32 bytes past a boundary (malloc's block and
 // common.hpp's counting header), so that every 512-bit load of a row straddles two cache lines: it
-// cost the streaming read 20-30 % on the AVX-512 VM of 2026-12-08, the decode 3-5 %
+// cost the streaming read 20-30 % on the AVX-512 VM of 2026-12-08, the decode 3-8 %
 // (bench/results/blocking/decode_schedule/).
 struct cache {
   ika::detail::aligned_buffer<float> q, k, v, out;
